@@ -1,0 +1,251 @@
+/* app/app.h: the request plumbing shared by app/, handlers/ and db/. */
+#ifndef SOCKUDO_APP_H
+#define SOCKUDO_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#include <json-c/json.h>
+
+#define SOCKUDO_VERSION_STRING PACKAGE_VERSION
+
+/* ---- config.c ---------------------------------------------------- */
+
+struct config {
+	char	*listen;
+	int	 workers;
+	int	 threads;
+	char	*pidfile;
+	char	*log_level;
+	char	*db_host;
+	int	 db_port;
+	char	*db_socket;
+	char	*db_user;
+	char	*db_password;
+	char	*db_name;
+	int	 db_connect_timeout;
+	int	 db_rw_timeout;
+	char	*memcached;
+	int	 memcached_timeout_ms;
+	int	 auth_timestamp_skew;
+	int	 max_body_bytes;
+	int	 max_query_params;
+	int	 request_timeout;
+	int	 app_cache_ttl;
+	int	 channel_cache_ttl_ms;
+};
+
+#define CONFIG_DEFAULT_PATH "/etc/sockudo-fcgi/sockudo-fcgi.conf"
+
+struct config	*config_new(void);
+int		 config_load(struct config *, const char *path, char *err, size_t errlen);
+int		 config_parse_line(struct config *, const char *line, char *err, size_t errlen);
+int		 config_set(struct config *, const char *key, const char *value,
+		    char *err, size_t errlen);
+int		 config_check(const struct config *, char *err, size_t errlen);
+void		 config_free(struct config *);
+
+/* ---- log.c ------------------------------------------------------- */
+
+enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+void	log_set_level(const char *);
+void	log_msg(enum log_level, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+#define log_error(...)	log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+#define log_warn(...)	log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_info(...)	log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...)	log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+
+/* ---- util.c ------------------------------------------------------ */
+
+int64_t	 now_ms(void);
+int64_t	 mono_us(void);
+int	 str_to_ll(const char *, long long min, long long max, long long *out);
+int	 pct_decode(const char *src, size_t len, char *dst, size_t dstlen, size_t *outlen);
+void	 hex_encode(const unsigned char *, size_t, char *out);
+int	 random_bytes(unsigned char *, size_t);
+void	 random_hex(char *out, size_t nbytes);
+
+/* ---- the app record (an API tenant) ------------------------------- */
+
+enum app_flag {
+	APP_F_HISTORY		= 1 << 0,
+	APP_F_MESSAGES		= 1 << 1,
+	APP_F_ANNOTATIONS	= 1 << 2,
+	APP_F_PUSH		= 1 << 3,
+};
+#define APP_F_DEFAULT (APP_F_HISTORY | APP_F_MESSAGES | APP_F_ANNOTATIONS | APP_F_PUSH)
+
+struct app {
+	char	 id[65];
+	char	 key[65];
+	char	 secret[129];
+	char	 name[129];
+	int	 enabled;
+	unsigned flags;
+	int	 max_event_data_bytes;
+	int	 max_channels_per_event;
+	int	 max_batch_size;
+	int	 max_publish_rps;
+	int	 max_read_rps;
+	int	 idempotency_ttl_s;
+	int	 history_max_age_s;
+	int	 history_max_messages;
+};
+
+void	app_defaults(struct app *);
+
+/* ---- request and response ----------------------------------------- */
+
+struct qparam {
+	char	*key;		/* lower-cased */
+	char	*value;		/* percent-decoded, '+' kept */
+};
+
+#define REQ_MAX_ROUTE_ARGS 4
+
+struct worker;
+
+/*
+ * One request.  Every string is owned by the request and valid until
+ * req_free(); nothing points into libfcgi's buffers.
+ */
+struct req {
+	const struct config	*cfg;
+	struct worker		*w;		/* this thread's db and cache */
+	char			*method;
+	char			*uri;		/* REQUEST_URI as sent */
+	char			*path;		/* raw path, no query */
+	char			*query;		/* raw query, may be "" */
+	char			*content_type;
+	char			*idem_header;	/* X-Idempotency-Key or NULL */
+	char			*remote_addr;
+	char			*body;		/* NUL-terminated copy */
+	size_t			 bodylen;
+	long long		 content_length;
+	struct qparam		*params;
+	size_t			 nparams;
+	char			*args[REQ_MAX_ROUTE_ARGS]; /* decoded :path args */
+	size_t			 nargs;
+	int			 route;		/* index in the table, -1 none */
+	struct app		 app;		/* the authenticated app */
+	json_object		*json;		/* parsed body, owned */
+	int64_t			 start_us;
+};
+
+struct resp {
+	int		 status;
+	json_object	*json;		/* owned; NULL with text */
+	char		*text;		/* owned */
+	const char	*content_type;
+	char		 allow[64];	/* for 405 */
+	int		 retry_after;	/* seconds, 0 = none */
+};
+
+void		 req_init(struct req *);
+void		 req_free(struct req *);
+int		 req_parse_query(struct req *, char *err, size_t errlen);
+const char	*req_param(const struct req *, const char *key);
+int		 req_param_int(const struct req *, const char *key, long long min,
+		    long long max, long long def, long long *out);
+
+void	resp_init(struct resp *);
+void	resp_free(struct resp *);
+int	resp_json(struct resp *, int status, json_object *);
+int	resp_text(struct resp *, int status, const char *ctype, const char *text);
+int	resp_error(struct resp *, int status, const char *code, const char *fmt, ...)
+	    __attribute__((format(printf, 4, 5)));
+int	resp_unavailable(struct resp *, const char *dependency);
+const char *resp_reason(int status);
+const char *resp_body(const struct resp *, size_t *len);
+char	*resp_head(const struct resp *, size_t bodylen);
+
+/* ---- auth.c (SPEC 1) ---------------------------------------------- */
+
+char	*auth_string_to_sign(const char *method, const char *path,
+	    const struct qparam *, size_t);
+void	 auth_hmac_hex(const char *secret, const char *msg, char out[65]);
+void	 auth_md5_hex(const char *buf, size_t len, char out[33]);
+int	 auth_check(struct req *, struct resp *);
+
+/* ---- validate.c --------------------------------------------------- */
+
+int	valid_channel_name(const char *, char *err, size_t errlen);
+int	valid_socket_id(const char *);
+int	valid_event_name(const char *, char *err, size_t errlen);
+int	channel_is_presence(const char *);
+
+/* ---- router.c ----------------------------------------------------- */
+
+enum route_flags {
+	R_SIGNED	= 1 << 0,	/* SPEC 1 signature required */
+	R_BODY		= 1 << 1,	/* a JSON body is expected */
+	R_PUBLISH	= 1 << 2,	/* counts against the publish rate */
+	R_READ		= 1 << 3,	/* counts against the read rate */
+};
+
+typedef int (*handler_fn)(struct req *, struct resp *);
+
+struct route {
+	const char	*method;
+	const char	*pattern;
+	handler_fn	 fn;
+	unsigned	 flags;
+	const char	*name;		/* metrics label */
+};
+
+size_t		 router_count(void);
+const struct route *router_get(size_t);
+void		 router_handle(struct req *, struct resp *);
+int		 router_match_path(const char *pattern, const char *path,
+		    char **args, size_t *nargs);
+
+/* ---- metrics.c ---------------------------------------------------- */
+
+int	metrics_init(size_t nroutes);
+void	metrics_record(int route, int status, int64_t elapsed_us);
+void	metrics_count_publish(unsigned nevents);
+void	metrics_dep_latency(int dep, int64_t us);
+char	*metrics_prometheus(void);
+json_object *metrics_stats_json(void);
+
+enum { DEP_MARIADB, DEP_MEMCACHED, DEP_COUNT };
+
+/* ---- worker (fcgi.c / main.c) ------------------------------------- */
+
+struct db;
+struct cache;
+
+struct app_cache_entry;
+
+/* Per-thread state: nothing here is shared between threads. */
+struct worker {
+	const struct config	*cfg;
+	struct db		*db;
+	struct cache		*cache;
+	struct app_cache_entry	*apps;		/* small in-process app cache */
+	size_t			 napps;
+};
+
+struct worker	*worker_new(const struct config *);
+void		 worker_free(struct worker *);
+int		 worker_app_by_key(struct worker *, const char *key, struct app *);
+int		 worker_app_by_id(struct worker *, const char *id, struct app *);
+
+/* ---- fcgi.c: the only user of <fcgiapp.h> ------------------------ */
+
+int	fcgi_open_listen(const char *addr);
+int	fcgi_serve(int listenfd, const struct config *, volatile int *stop);
+
+/* ---- pool.c ------------------------------------------------------- */
+
+int	pool_run(const char *confpath, struct config *);
+
+/* ---- cli.c -------------------------------------------------------- */
+
+int	cli_migrate(const struct config *);
+int	cli_app(const struct config *, int argc, char **argv);
+
+#endif

@@ -1,0 +1,261 @@
+/* app/fcgi.c: the FastCGI side: listening, accepting, reading requests, writing answers. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "app.h"
+
+/*
+ * Open the listening socket for addr: "unix:/path", "/path" or
+ * "host:port".  Returns the fd or -1.  The socket is non-blocking: the
+ * serving threads poll it so that they can notice a stop request.
+ */
+int
+fcgi_open_listen(const char *addr)
+{
+	const char *spec = addr;
+	int fd;
+
+	if (strncmp(spec, "unix:", 5) == 0)
+		spec += 5;
+	if (*spec == '/')
+		(void)unlink(spec);	/* a stale socket from a previous run */
+	if (FCGX_Init() != 0)
+		return -1;
+	fd = FCGX_OpenSocket(spec, 1024);
+	if (fd < 0)
+		return -1;
+	if (*spec == '/')
+		(void)chmod(spec, 0660);
+	return fd;
+}
+
+struct serve {
+	int			 listenfd;
+	const struct config	*cfg;
+	volatile int		*stop;
+	pthread_mutex_t		 accept_mu;
+};
+
+/* Copy a FastCGI parameter: libfcgi's storage dies at FCGX_Finish_r. */
+static char *
+param(FCGX_Request *fr, const char *name)
+{
+	const char *v = FCGX_GetParam(name, fr->envp);
+
+	return v != NULL ? strdup(v) : NULL;
+}
+
+/*
+ * Read the body: CONTENT_LENGTH bytes when given, else up to EOF.  Over
+ * max_body_bytes is a 413 before anything is read or signed (SPEC 3).
+ */
+static int
+read_body(FCGX_Request *fr, struct req *r, struct resp *p)
+{
+	size_t max = (size_t)r->cfg->max_body_bytes, cap, len = 0;
+	long long cl = -1;
+	char *cls = param(fr, "CONTENT_LENGTH");
+	int n;
+
+	if (cls != NULL && *cls != '\0' && str_to_ll(cls, 0, 1LL << 40, &cl) != 0) {
+		free(cls);
+		return resp_error(p, 400, "invalid_input", "malformed Content-Length");
+	}
+	free(cls);
+	if (cl > (long long)max)
+		return resp_error(p, 413, "payload_too_large",
+		    "the body is over %zu bytes", max);
+	cap = cl >= 0 ? (size_t)cl : 4096;
+	if ((r->body = malloc(cap + 1)) == NULL)
+		return resp_error(p, 500, "internal", "out of memory");
+	for (;;) {
+		if (cl >= 0 && len == (size_t)cl)
+			break;
+		if (len == cap) {
+			if (cap > max)
+				return resp_error(p, 413, "payload_too_large",
+				    "the body is over %zu bytes", max);
+			char *nb = realloc(r->body, cap * 2 + 1);
+			if (nb == NULL)
+				return resp_error(p, 500, "internal", "out of memory");
+			r->body = nb;
+			cap *= 2;
+		}
+		n = FCGX_GetStr(r->body + len, (int)(cap - len), fr->in);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (cl >= 0 && len != (size_t)cl)
+		return resp_error(p, 400, "invalid_input", "the body is shorter than Content-Length");
+	r->body[len] = '\0';
+	r->bodylen = len;
+	return 0;
+}
+
+/* Fill r from the FastCGI environment; the path is taken raw from REQUEST_URI (SPEC 1). */
+static int
+read_request(FCGX_Request *fr, struct req *r, struct resp *p)
+{
+	char *q;
+
+	r->method = param(fr, "REQUEST_METHOD");
+	r->uri = param(fr, "REQUEST_URI");
+	r->content_type = param(fr, "CONTENT_TYPE");
+	r->idem_header = param(fr, "HTTP_X_IDEMPOTENCY_KEY");
+	r->remote_addr = param(fr, "REMOTE_ADDR");
+	if (r->method == NULL || r->uri == NULL || r->uri[0] != '/')
+		return resp_error(p, 400, "invalid_input", "no REQUEST_URI from the web server");
+	if ((q = strchr(r->uri, '?')) != NULL) {
+		r->path = strndup(r->uri, (size_t)(q - r->uri));
+		r->query = strdup(q + 1);
+	} else {
+		r->path = strdup(r->uri);
+		r->query = strdup("");
+	}
+	if (r->path == NULL || r->query == NULL)
+		return resp_error(p, 500, "internal", "out of memory");
+	return read_body(fr, r, p);
+}
+
+static void
+write_response(FCGX_Request *fr, const struct resp *p)
+{
+	size_t len;
+	const char *body = resp_body(p, &len);
+	char *head = resp_head(p, len);
+
+	if (head != NULL) {
+		FCGX_PutStr(head, (int)strlen(head), fr->out);
+		FCGX_PutStr(body, (int)len, fr->out);
+	}
+	free(head);
+}
+
+static void
+handle(FCGX_Request *fr, struct worker *w, const struct config *cfg)
+{
+	struct timeval tv = { cfg->request_timeout, 0 };
+	struct req r;
+	struct resp p;
+
+	req_init(&r);
+	resp_init(&p);
+	r.cfg = cfg;
+	r.w = w;
+	r.start_us = mono_us();
+	/* a stalled web server cannot hold this thread longer than request_timeout */
+	setsockopt(fr->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fr->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (read_request(fr, &r, &p) == 0)
+		router_handle(&r, &p);
+	write_response(fr, &p);
+	metrics_record(r.route, p.status, mono_us() - r.start_us);
+	if (p.status >= 500)
+		log_warn("%s %s -> %d", r.method ? r.method : "-", r.path ? r.path : "-",
+		    p.status);
+	else
+		log_debug("%s %s -> %d", r.method ? r.method : "-", r.path ? r.path : "-",
+		    p.status);
+	resp_free(&p);
+	req_free(&r);
+}
+
+/*
+ * Wait until the listening socket is readable or a stop is requested.
+ * Returns 1 when a connection may be waiting, 0 to stop.
+ */
+static int
+wait_readable(struct serve *s)
+{
+	struct pollfd pfd = { .fd = s->listenfd, .events = POLLIN };
+
+	while (!*s->stop) {
+		if (poll(&pfd, 1, 250) > 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void *
+serve_thread(void *arg)
+{
+	struct serve *s = arg;
+	struct worker *w;
+	FCGX_Request fr;
+	int rc;
+
+	if ((w = worker_new(s->cfg)) == NULL) {
+		log_error("worker: cannot allocate thread state");
+		return NULL;
+	}
+	FCGX_InitRequest(&fr, s->listenfd, 0);
+	while (!*s->stop) {
+		/* one thread at a time waits on the socket; the rest queue here */
+		pthread_mutex_lock(&s->accept_mu);
+		if (!wait_readable(s)) {
+			pthread_mutex_unlock(&s->accept_mu);
+			break;
+		}
+		rc = FCGX_Accept_r(&fr);
+		pthread_mutex_unlock(&s->accept_mu);
+		if (rc < 0) {
+			/* EAGAIN: another worker process took it */
+			if (rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR)
+				log_warn("accept: %s", strerror(-rc));
+			continue;
+		}
+		handle(&fr, w, s->cfg);
+		FCGX_Finish_r(&fr);
+	}
+	FCGX_Free(&fr, 1);
+	worker_free(w);
+	return NULL;
+}
+
+/*
+ * Serve listenfd with cfg->threads threads until *stop becomes true;
+ * then let each thread finish the request it is in and return.
+ */
+int
+fcgi_serve(int listenfd, const struct config *cfg, volatile int *stop)
+{
+	struct serve s = { .listenfd = listenfd, .cfg = cfg, .stop = stop };
+	pthread_t *tids;
+	int i, n = cfg->threads, flags;
+
+	if (FCGX_Init() != 0)
+		return -1;
+	flags = fcntl(listenfd, F_GETFL);
+	if (flags < 0 || fcntl(listenfd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -1;
+	pthread_mutex_init(&s.accept_mu, NULL);
+	if ((tids = calloc((size_t)n, sizeof(*tids))) == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (pthread_create(&tids[i], NULL, serve_thread, &s) != 0) {
+			log_error("cannot start thread %d", i);
+			*stop = 1;
+			n = i;
+			break;
+		}
+	for (i = 0; i < n; i++)
+		pthread_join(tids[i], NULL);
+	free(tids);
+	pthread_mutex_destroy(&s.accept_mu);
+	return 0;
+}

@@ -1,0 +1,229 @@
+/* app/router.c: the route table, and what every route gets before its handler. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "app.h"
+#include "db/db.h"
+#include "handlers/handlers.h"
+
+/* The only place routes exist.  Patterns match the raw path; :x captures a segment. */
+static const struct route routes[] = {
+	{ "GET",  "/live",		h_ops_live,	0, "live" },
+	{ "GET",  "/up",		h_ops_up,	0, "up" },
+	{ "GET",  "/up/:app",		h_ops_up_app,	0, "up_app" },
+	{ "GET",  "/stats",		h_ops_stats,	0, "stats" },
+	{ "GET",  "/metrics",		h_ops_metrics,	0, "metrics" },
+	{ "POST", "/apps/:app/events",	h_events_publish, R_SIGNED | R_BODY | R_PUBLISH, "events" },
+	{ "POST", "/apps/:app/batch_events", h_events_batch, R_SIGNED | R_BODY | R_PUBLISH,
+	    "batch_events" },
+	{ "GET",  "/apps/:app/channels", h_channels_list, R_SIGNED | R_READ, "channels" },
+	{ "GET",  "/apps/:app/channels/:channel", h_channels_show, R_SIGNED | R_READ, "channel" },
+	{ "GET",  "/apps/:app/channels/:channel/users", h_channels_users, R_SIGNED | R_READ,
+	    "channel_users" },
+	{ "POST", "/apps/:app/users/:user/terminate_connections", h_users_terminate,
+	    R_SIGNED | R_BODY | R_PUBLISH, "terminate_connections" },
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+size_t
+router_count(void)
+{
+	return NROUTES;
+}
+
+const struct route *
+router_get(size_t i)
+{
+	return i < NROUTES ? &routes[i] : NULL;
+}
+
+/*
+ * Match a raw path against a pattern.  Captured segments are
+ * percent-decoded into malloc'd strings in args (the caller frees them,
+ * also on failure).  Returns 1 on a match, 0 otherwise, -1 when a
+ * captured segment is not valid percent-encoding.
+ */
+int
+router_match_path(const char *pattern, const char *path, char **args, size_t *nargs)
+{
+	const char *pp = pattern, *sp = path, *pe, *se;
+	size_t n = 0, i;
+
+	*nargs = 0;
+	while (*pp == '/' && *sp == '/') {
+		pp++;
+		sp++;
+		pe = strchrnul(pp, '/');
+		se = strchrnul(sp, '/');
+		if (*pp == ':') {
+			if (se == sp || n == REQ_MAX_ROUTE_ARGS)
+				goto nomatch;
+			if ((args[n] = malloc((size_t)(se - sp) + 1)) == NULL)
+				goto nomatch;
+			*nargs = ++n;
+			if (pct_decode(sp, (size_t)(se - sp), args[n - 1],
+			    (size_t)(se - sp) + 1, NULL) != 0)
+				return -1;
+		} else if (pe - pp != se - sp || strncmp(pp, sp, (size_t)(pe - pp)) != 0)
+			goto nomatch;
+		pp = pe;
+		sp = se;
+	}
+	if (*pp == '\0' && *sp == '\0')
+		return 1;
+nomatch:
+	for (i = 0; i < n; i++) {
+		free(args[i]);
+		args[i] = NULL;
+	}
+	*nargs = 0;
+	return 0;
+}
+
+/* Find the route; on a known path with another method, fill Allow. */
+static int
+route_find(struct req *r, struct resp *p)
+{
+	char *args[REQ_MAX_ROUTE_ARGS];
+	size_t i, n, k;
+	int m, found = -1, bad = 0;
+
+	p->allow[0] = '\0';
+	for (i = 0; i < NROUTES; i++) {
+		m = router_match_path(routes[i].pattern, r->path, args, &n);
+		if (m < 0)
+			bad = 1;
+		if (m != 1) {
+			for (k = 0; k < n; k++)
+				free(args[k]);
+			continue;
+		}
+		if (strcmp(routes[i].method, r->method) == 0 && found < 0) {
+			found = (int)i;
+			memcpy(r->args, args, sizeof(args));
+			r->nargs = n;
+			continue;
+		}
+		for (k = 0; k < n; k++)
+			free(args[k]);
+		size_t off = strlen(p->allow);
+		if (strstr(p->allow, routes[i].method) == NULL)
+			snprintf(p->allow + off, sizeof(p->allow) - off, "%s%s",
+			    off ? ", " : "", routes[i].method);
+	}
+	if (found >= 0) {
+		p->allow[0] = '\0';
+		return found;
+	}
+	if (bad)
+		return resp_error(p, 400, "invalid_input", "malformed percent-encoding in path"), -1;
+	if (p->allow[0] != '\0')
+		return resp_error(p, 405, "method_not_allowed", "%s is not allowed here; use %s",
+		    r->method, p->allow), -1;
+	return resp_error(p, 404, "not_found", "no such route"), -1;
+}
+
+/*
+ * Per-app request rate per second, counted in memcached so the limit
+ * holds across every worker and host (SPEC 10).  A window is one wall
+ * clock second.  If memcached is down the request is let through: the
+ * limit protects the service, it must not take it down.
+ */
+static int
+rate_limit(struct req *r, struct resp *p, unsigned flags)
+{
+	const char *cls = (flags & R_PUBLISH) ? "p" : "r";
+	int limit = (flags & R_PUBLISH) ? r->app.max_publish_rps : r->app.max_read_rps;
+	char key[80], sec[24];
+	uint64_t n;
+
+	if (!(flags & (R_PUBLISH | R_READ)) || limit <= 0)
+		return 0;
+	snprintf(sec, sizeof(sec), "%lld", (long long)(now_ms() / 1000));
+	cache_key(key, "rl", r->app.id, cls, sec);
+	if (cache_incr(r->w->cache, key, 2, &n) != 0)
+		return 0;
+	if (n <= (uint64_t)limit)
+		return 0;
+	p->retry_after = 1;
+	return resp_error(p, 429, "rate_limited", "more than %d %s requests per second",
+	    limit, (flags & R_PUBLISH) ? "publish" : "read");
+}
+
+/* A JSON media type: application/json with optional parameters. */
+static int
+is_json_type(const char *ct)
+{
+	size_t n = strlen("application/json");
+
+	if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
+		return 0;
+	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+static int
+parse_body(struct req *r, struct resp *p)
+{
+	struct json_tokener *tok;
+	enum json_tokener_error jerr;
+
+	if (r->bodylen == 0)
+		return 0;
+	if (!is_json_type(r->content_type))
+		return resp_error(p, 415, "unsupported_media_type",
+		    "the body must be application/json");
+	if ((tok = json_tokener_new()) == NULL)
+		return resp_error(p, 500, "internal", "out of memory");
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	r->json = json_tokener_parse_ex(tok, r->body, (int)r->bodylen);
+	jerr = json_tokener_get_error(tok);
+	if (r->json != NULL && jerr == json_tokener_success &&
+	    (size_t)json_tokener_get_parse_end(tok) != r->bodylen) {
+		json_object_put(r->json);
+		r->json = NULL;
+		jerr = json_tokener_error_parse_unexpected;
+	}
+	json_tokener_free(tok);
+	if (r->json == NULL || jerr != json_tokener_success)
+		return resp_error(p, 400, "invalid_input", "the body is not valid JSON: %s",
+		    json_tokener_error_desc(jerr == json_tokener_success ?
+		    json_tokener_error_parse_eof : jerr));
+	if (!json_object_is_type(r->json, json_type_object))
+		return resp_error(p, 400, "invalid_input", "the body must be a JSON object");
+	return 0;
+}
+
+/*
+ * Route one request: match, then (from the route's flags) check the
+ * signature, the rate limit and the body, then run the handler.  p holds
+ * the answer afterwards whatever happened.
+ */
+void
+router_handle(struct req *r, struct resp *p)
+{
+	const struct route *rt;
+	char err[160];
+	int rc;
+
+	if ((r->route = route_find(r, p)) < 0)
+		return;
+	rt = &routes[r->route];
+	if (req_parse_query(r, err, sizeof(err)) != 0) {
+		resp_error(p, 400, "invalid_input", "%s", err);
+		return;
+	}
+	if ((rt->flags & R_SIGNED) && auth_check(r, p) != 0)
+		return;
+	if ((rt->flags & R_SIGNED) && rate_limit(r, p, rt->flags) != 0)
+		return;
+	if ((rt->flags & R_BODY) && parse_body(r, p) != 0)
+		return;
+	rc = rt->fn(r, p);
+	if (rc == 0 && p->status == 0)
+		p->status = 200;
+}

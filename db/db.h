@@ -1,0 +1,136 @@
+/* db/db.h: durable store (MariaDB) and shared cache (memcached) APIs. */
+#ifndef SOCKUDO_DB_H
+#define SOCKUDO_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+struct config;
+struct app;
+
+/*
+ * Return convention for the whole directory: 0 success, DB_NOTFOUND when
+ * the row is not there, DB_UNAVAILABLE when the server cannot be reached
+ * (the caller answers 503 and nothing was committed), DB_ERROR for any
+ * other failure, DB_CONFLICT for a uniqueness clash the caller handles.
+ */
+enum {
+	DB_OK		= 0,
+	DB_NOTFOUND	= 1,
+	DB_CONFLICT	= 2,
+	DB_UNAVAILABLE	= -2,
+	DB_ERROR	= -1,
+};
+
+/* ---- mariadb.c: one connection per thread -------------------------- */
+
+struct db;
+
+struct db	*db_new(const struct config *);
+void		 db_free(struct db *);
+int		 db_ping(struct db *);
+int		 db_begin(struct db *);
+int		 db_commit(struct db *);
+void		 db_rollback(struct db *);
+
+/* Statement parameters and result columns. */
+enum db_type { DBT_NULL, DBT_STR, DBT_I64 };
+
+struct db_val {
+	enum db_type	 type;
+	const char	*s;		/* DBT_STR: not necessarily NUL-terminated */
+	size_t		 len;
+	long long	 i;
+};
+
+#define DB_STR(x)	((struct db_val){ .type = DBT_STR, .s = (x), .len = (x) ? strlen(x) : 0 })
+#define DB_STRN(x, n)	((struct db_val){ .type = DBT_STR, .s = (x), .len = (n) })
+#define DB_I64(x)	((struct db_val){ .type = DBT_I64, .i = (x) })
+#define DB_NUL		((struct db_val){ .type = DBT_NULL })
+
+/* A result row: columns as strings (NULL for SQL NULL), valid until the next fetch. */
+struct db_row {
+	char		**col;
+	unsigned long	 *len;
+	unsigned	  ncol;
+};
+
+typedef int (*db_row_fn)(const struct db_row *, void *arg);
+
+int	db_exec(struct db *, const char *sql, const struct db_val *, size_t nparams,
+	    unsigned long long *affected);
+int	db_exec_id(struct db *, const char *sql, const struct db_val *, size_t nparams,
+	    unsigned long long *insert_id);
+int	db_query(struct db *, const char *sql, const struct db_val *, size_t nparams,
+	    db_row_fn, void *arg);
+int	db_query_i64(struct db *, const char *sql, const struct db_val *, size_t,
+	    long long *out);
+int	db_last_errno(const struct db *);
+int	db_run_script(struct db *, const char *sql);
+
+/* ---- apps.c ------------------------------------------------------ */
+
+int	db_app_get(struct db *, const char *column, const char *value, struct app *);
+int	db_app_create(struct db *, const struct app *);
+int	db_app_list(struct db *, db_row_fn, void *);
+int	db_app_set(struct db *, const char *id, const char *field, const char *value);
+int	db_app_count(struct db *, long long *);
+
+/* ---- events.c: publish (SPEC 3) and idempotency ------------------ */
+
+/* An idempotency record as first stored. */
+struct idem_row {
+	unsigned char	 hash[32];
+	int		 status;
+	char		*response;	/* malloc'd */
+};
+
+int	db_idem_claim(struct db *, const char *app_id, const char *key,
+	    const unsigned char hash[32], int ttl_s, int64_t now, struct idem_row *);
+int	db_idem_store(struct db *, const char *app_id, const char *key, int status,
+	    const char *response);
+int	db_message_insert(struct db *, const char *app_id, const char *channel,
+	    const char *name, const char *data, size_t datalen, const char *socket_id,
+	    const char *message_serial, int64_t now, long long *serial);
+void	message_serial_new(char out[32], int64_t now);
+
+/* ---- channels.c: channel state (SPEC 4), written by the realtime layer */
+
+int	db_conn_add(struct db *, const char *app_id, const char *socket_id,
+	    const char *user_id);
+int	db_conn_remove(struct db *, const char *app_id, const char *socket_id);
+int	db_sub_add(struct db *, const char *app_id, const char *channel,
+	    const char *socket_id, const char *user_id, const char *user_info);
+int	db_sub_remove(struct db *, const char *app_id, const char *channel,
+	    const char *socket_id);
+int	db_channel_counts(struct db *, const char *app_id, const char *channel,
+	    long long *subscriptions, long long *users);
+int	db_channels_list(struct db *, const char *app_id, const char *prefix,
+	    int want_subs, int want_users, json_object *out);
+int	db_channel_users(struct db *, const char *app_id, const char *channel,
+	    json_object *out_array);
+int	db_user_terminate(struct db *, const char *app_id, const char *user_id,
+	    long long *nconns);
+
+/* ---- cache.c: libmemcached, one handle per thread -------------------- */
+
+struct cache;
+
+struct cache	*cache_new(const struct config *);
+void		 cache_free(struct cache *);
+int		 cache_get(struct cache *, const char *key, char **val, size_t *len);
+int		 cache_set(struct cache *, const char *key, const char *val, size_t len,
+		    int ttl_s);
+int		 cache_delete(struct cache *, const char *key);
+int		 cache_incr(struct cache *, const char *key, int ttl_s, uint64_t *out);
+int		 cache_ping(struct cache *);
+void		 cache_key(char out[80], const char *prefix, const char *a,
+		    const char *b, const char *c);
+
+/* ---- migrate.c ------------------------------------------------------ */
+
+int	db_migrate(struct db *, const char *schema_dir, int verbose);
+
+#endif

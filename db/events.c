@@ -1,0 +1,129 @@
+/* db/events.c: storing published events and their idempotency records. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app.h"
+#include "db.h"
+
+/*
+ * A message serial: 48 bits of milliseconds and 80 random bits in
+ * Crockford base32 (26 characters), so serials sort by time and two
+ * publishers never collide (SPEC 6: opaque, time-ordered, unique).
+ */
+void
+message_serial_new(char out[32], int64_t now)
+{
+	static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+	unsigned char r[10];
+	uint64_t t = (uint64_t)now;
+	unsigned v;
+	int i, b, pos;
+
+	for (i = 9; i >= 0; i--) {
+		out[i] = b32[t & 31];
+		t >>= 5;
+	}
+	if (random_bytes(r, sizeof(r)) != 0)
+		abort();
+	for (i = 0; i < 16; i++) {
+		for (v = 0, b = 0; b < 5; b++) {
+			pos = i * 5 + b;
+			v = v << 1 | ((r[pos / 8] >> (7 - pos % 8)) & 1);
+		}
+		out[10 + i] = b32[v];
+	}
+	out[26] = '\0';
+}
+
+static int
+row_to_idem(const struct db_row *row, void *arg)
+{
+	struct idem_row *ir = arg;
+
+	if (row->len[0] == 32)
+		memcpy(ir->hash, row->col[0], 32);
+	ir->status = (int)strtol(row->col[1], NULL, 10);
+	ir->response = strndup(row->col[2], row->len[2]);
+	return 1;
+}
+
+/*
+ * Reserve an idempotency key inside the caller's transaction.  Returns 0
+ * when the key is new (the row is held until commit), DB_CONFLICT when it
+ * was used before and *out holds the first request's hash and answer.  A
+ * concurrent holder of the same key makes the INSERT wait for its commit,
+ * so two racing requests never both publish.
+ */
+int
+db_idem_claim(struct db *d, const char *app_id, const char *key,
+    const unsigned char hash[32], int ttl_s, int64_t now, struct idem_row *out)
+{
+	static const char purge[] = "DELETE FROM idempotency"
+	    " WHERE app_id = ? AND idem_key = ? AND expires_at_ms < ?";
+	static const char ins[] = "INSERT INTO idempotency (app_id, idem_key,"
+	    " request_hash, status, response, created_at_ms, expires_at_ms)"
+	    " VALUES (?, ?, ?, 0, '', ?, ?)";
+	static const char get[] = "SELECT request_hash, status, response"
+	    " FROM idempotency WHERE app_id = ? AND idem_key = ?";
+	struct db_val pv[] = { DB_STR(app_id), DB_STR(key), DB_I64(now) };
+	struct db_val iv[] = { DB_STR(app_id), DB_STR(key),
+	    DB_STRN((const char *)hash, 32), DB_I64(now), DB_I64(now + (int64_t)ttl_s * 1000) };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = db_exec(d, purge, pv, 3, NULL)) != 0)
+		return rc;
+	rc = db_exec(d, ins, iv, 5, NULL);
+	if (rc != DB_CONFLICT)
+		return rc;
+	if ((rc = db_query(d, get, pv, 2, row_to_idem, out)) != 0)
+		return rc;
+	return out->response != NULL ? DB_CONFLICT : DB_ERROR;
+}
+
+/* Record the answer for a key claimed in this transaction. */
+int
+db_idem_store(struct db *d, const char *app_id, const char *key, int status,
+    const char *response)
+{
+	static const char sql[] = "UPDATE idempotency SET status = ?, response = ?"
+	    " WHERE app_id = ? AND idem_key = ?";
+	struct db_val v[] = { DB_I64(status), DB_STR(response), DB_STR(app_id), DB_STR(key) };
+
+	return db_exec(d, sql, v, 4, NULL);
+}
+
+/*
+ * Append one event to a channel's history inside the caller's
+ * transaction.  The channel_heads upsert hands out the next serial and
+ * holds that row's lock until commit, so serials are gap-free per channel
+ * however many workers publish at once.
+ */
+int
+db_message_insert(struct db *d, const char *app_id, const char *channel,
+    const char *name, const char *data, size_t datalen, const char *socket_id,
+    const char *message_serial, int64_t now, long long *serial)
+{
+	static const char head[] = "INSERT INTO channel_heads (app_id, channel, last_serial)"
+	    " VALUES (?, ?, LAST_INSERT_ID(1))"
+	    " ON DUPLICATE KEY UPDATE last_serial = LAST_INSERT_ID(last_serial + 1)";
+	static const char ins[] = "INSERT INTO messages (app_id, channel, serial,"
+	    " message_serial, name, data, socket_id, published_at_ms)"
+	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+	struct db_val hv[] = { DB_STR(app_id), DB_STR(channel) };
+	unsigned long long id = 0;
+	int rc;
+
+	if ((rc = db_exec_id(d, head, hv, 2, &id)) != 0)
+		return rc;
+	struct db_val mv[] = { DB_STR(app_id), DB_STR(channel), DB_I64((long long)id),
+	    DB_STR(message_serial), DB_STR(name), DB_STRN(data, datalen),
+	    socket_id ? DB_STR(socket_id) : DB_NUL, DB_I64(now) };
+	if ((rc = db_exec(d, ins, mv, 8, NULL)) != 0)
+		return rc;
+	*serial = (long long)id;
+	return 0;
+}

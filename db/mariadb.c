@@ -1,0 +1,448 @@
+/* db/mariadb.c: one MariaDB connection per thread, prepared once, reconnected. */
+#include "config.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mysql.h>
+#include <errmsg.h>
+#include <mysqld_error.h>
+
+#include "app/app.h"
+#include "db.h"
+
+#define MAX_STMTS 128
+#define MAX_PARAMS 16
+
+struct stmt_slot {
+	const char	*sql;		/* static text; compared by address */
+	MYSQL_STMT	*stmt;
+};
+
+struct db {
+	const struct config	*cfg;
+	MYSQL			*my;
+	int			 in_tx;
+	int			 last_errno;
+	struct stmt_slot	 stmts[MAX_STMTS];
+	size_t			 nstmts;
+};
+
+static void
+db_disconnect(struct db *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nstmts; i++)
+		mysql_stmt_close(d->stmts[i].stmt);
+	d->nstmts = 0;
+	if (d->my != NULL)
+		mysql_close(d->my);
+	d->my = NULL;
+	d->in_tx = 0;
+}
+
+/* Errors that mean the connection, not the statement, failed. */
+static int
+is_conn_error(unsigned int e)
+{
+	return e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST ||
+	    e == CR_CONNECTION_ERROR || e == CR_CONN_HOST_ERROR ||
+	    e == CR_SERVER_LOST_EXTENDED || e == ER_CONNECTION_KILLED ||
+	    e == ER_SERVER_SHUTDOWN || e == CR_COMMANDS_OUT_OF_SYNC ||
+	    e == ER_QUERY_INTERRUPTED || e == CR_UNKNOWN_ERROR;
+}
+
+static int
+db_connect(struct db *d)
+{
+	const struct config *c = d->cfg;
+	unsigned int ct = (unsigned)c->db_connect_timeout, rw = (unsigned)c->db_rw_timeout;
+	my_bool off = 0;
+
+	if (d->my != NULL)
+		return 0;
+	if ((d->my = mysql_init(NULL)) == NULL)
+		return DB_ERROR;
+	mysql_options(d->my, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
+	mysql_options(d->my, MYSQL_OPT_READ_TIMEOUT, &rw);
+	mysql_options(d->my, MYSQL_OPT_WRITE_TIMEOUT, &rw);
+	mysql_options(d->my, MYSQL_OPT_RECONNECT, &off);	/* we re-prepare ourselves */
+	mysql_options(d->my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	mysql_options(d->my, MYSQL_INIT_COMMAND,
+	    "SET SESSION sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'");
+	mysql_options(d->my, MYSQL_INIT_COMMAND,
+	    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+	if (mysql_real_connect(d->my, *c->db_socket ? NULL : c->db_host,
+	    c->db_user, c->db_password, c->db_name,
+	    *c->db_socket ? 0 : (unsigned)c->db_port,
+	    *c->db_socket ? c->db_socket : NULL, 0) == NULL) {
+		d->last_errno = (int)mysql_errno(d->my);
+		log_warn("mariadb: connect: %s", mysql_error(d->my));
+		db_disconnect(d);
+		return DB_UNAVAILABLE;
+	}
+	return 0;
+}
+
+/* A handle for this thread; connects lazily, so it never fails for a down server. */
+struct db *
+db_new(const struct config *c)
+{
+	struct db *d;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	d->cfg = c;
+	(void)db_connect(d);
+	return d;
+}
+
+void
+db_free(struct db *d)
+{
+	if (d == NULL)
+		return;
+	db_disconnect(d);
+	free(d);
+}
+
+int
+db_last_errno(const struct db *d)
+{
+	return d->last_errno;
+}
+
+/* Map a failure to the directory's codes, dropping a broken connection. */
+static int
+db_fail(struct db *d, unsigned int e, const char *what, const char *msg)
+{
+	d->last_errno = (int)e;
+	if (is_conn_error(e)) {
+		log_warn("mariadb: %s: connection lost: %s", what, msg);
+		db_disconnect(d);
+		return DB_UNAVAILABLE;
+	}
+	if (e == ER_DUP_ENTRY)
+		return DB_CONFLICT;
+	if (e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT)
+		log_info("mariadb: %s: %s", what, msg);
+	else
+		log_error("mariadb: %s: %s", what, msg);
+	return DB_ERROR;
+}
+
+static MYSQL_STMT *
+db_stmt(struct db *d, const char *sql, int *rc)
+{
+	MYSQL_STMT *st;
+	size_t i;
+
+	for (i = 0; i < d->nstmts; i++)
+		if (d->stmts[i].sql == sql)
+			return d->stmts[i].stmt;
+	if ((st = mysql_stmt_init(d->my)) == NULL) {
+		*rc = DB_ERROR;
+		return NULL;
+	}
+	if (mysql_stmt_prepare(st, sql, strlen(sql)) != 0) {
+		*rc = db_fail(d, mysql_stmt_errno(st), "prepare", mysql_stmt_error(st));
+		mysql_stmt_close(st);
+		return NULL;
+	}
+	if (d->nstmts == MAX_STMTS) {
+		log_error("mariadb: more than %d distinct statements", MAX_STMTS);
+		mysql_stmt_close(st);
+		*rc = DB_ERROR;
+		return NULL;
+	}
+	d->stmts[d->nstmts].sql = sql;
+	d->stmts[d->nstmts++].stmt = st;
+	return st;
+}
+
+static void
+bind_params(MYSQL_BIND *b, const struct db_val *v, size_t n)
+{
+	size_t i;
+
+	memset(b, 0, sizeof(*b) * n);
+	for (i = 0; i < n; i++) {
+		switch (v[i].type) {
+		case DBT_NULL:
+			b[i].buffer_type = MYSQL_TYPE_NULL;
+			break;
+		case DBT_STR:
+			b[i].buffer_type = MYSQL_TYPE_STRING;
+			b[i].buffer = (void *)(v[i].s ? v[i].s : "");
+			b[i].buffer_length = v[i].len;
+			b[i].length_value = v[i].len;
+			b[i].length = &b[i].length_value;
+			break;
+		case DBT_I64:
+			b[i].buffer_type = MYSQL_TYPE_LONGLONG;
+			b[i].buffer = (void *)&v[i].i;
+			break;
+		}
+	}
+}
+
+/* Prepare (once), bind and execute; the statement is left for fetching. */
+static int
+db_run(struct db *d, const char *sql, const struct db_val *v, size_t n,
+    MYSQL_STMT **out)
+{
+	MYSQL_BIND b[MAX_PARAMS];
+	MYSQL_STMT *st;
+	int rc = DB_ERROR, attempt;
+
+	if (n > MAX_PARAMS)
+		return DB_ERROR;
+	/*
+	 * Outside a transaction a lost connection is retried once on a new
+	 * one: the server may simply have restarted since our last request.
+	 */
+	for (attempt = 0; attempt < 2; attempt++) {
+		if ((rc = db_connect(d)) != 0)
+			return rc;
+		if ((st = db_stmt(d, sql, &rc)) == NULL)
+			goto retry;
+		bind_params(b, v, n);
+		if (mysql_stmt_bind_param(st, b) != 0) {
+			rc = db_fail(d, mysql_stmt_errno(st), "bind", mysql_stmt_error(st));
+			return rc;
+		}
+		if (mysql_stmt_execute(st) != 0) {
+			rc = db_fail(d, mysql_stmt_errno(st), "execute", mysql_stmt_error(st));
+			goto retry;
+		}
+		*out = st;
+		return 0;
+retry:
+		if (rc != DB_UNAVAILABLE || d->in_tx)
+			return rc;
+	}
+	return rc;
+}
+
+/* Execute a statement that returns no rows. */
+int
+db_exec(struct db *d, const char *sql, const struct db_val *v, size_t n,
+    unsigned long long *affected)
+{
+	MYSQL_STMT *st;
+	int rc;
+
+	if ((rc = db_run(d, sql, v, n, &st)) != 0)
+		return rc;
+	if (affected != NULL)
+		*affected = mysql_stmt_affected_rows(st);
+	return 0;
+}
+
+/* Execute and report the statement's LAST_INSERT_ID. */
+int
+db_exec_id(struct db *d, const char *sql, const struct db_val *v, size_t n,
+    unsigned long long *id)
+{
+	MYSQL_STMT *st;
+	int rc;
+
+	if ((rc = db_run(d, sql, v, n, &st)) != 0)
+		return rc;
+	*id = mysql_stmt_insert_id(st);
+	return 0;
+}
+
+/*
+ * Execute a query and call fn for each row (columns as NUL-terminated
+ * strings, NULL for SQL NULL).  fn returning non-zero stops early.
+ */
+int
+db_query(struct db *d, const char *sql, const struct db_val *v, size_t n,
+    db_row_fn fn, void *arg)
+{
+	MYSQL_STMT *st;
+	MYSQL_RES *meta = NULL;
+	MYSQL_BIND *rb = NULL;
+	MYSQL_FIELD *f;
+	struct db_row row = { 0 };
+	my_bool *nulls = NULL, upd = 1;
+	unsigned i, ncol;
+	int rc, frc;
+
+	if ((rc = db_run(d, sql, v, n, &st)) != 0)
+		return rc;
+	rc = DB_ERROR;
+	mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &upd);
+	if (mysql_stmt_store_result(st) != 0) {
+		rc = db_fail(d, mysql_stmt_errno(st), "store", mysql_stmt_error(st));
+		goto out;
+	}
+	if ((meta = mysql_stmt_result_metadata(st)) == NULL)
+		goto out;
+	ncol = mysql_num_fields(meta);
+	f = mysql_fetch_fields(meta);
+	rb = calloc(ncol, sizeof(*rb));
+	nulls = calloc(ncol, sizeof(*nulls));
+	row.col = calloc(ncol, sizeof(*row.col));
+	row.len = calloc(ncol, sizeof(*row.len));
+	row.ncol = ncol;
+	if (rb == NULL || nulls == NULL || row.col == NULL || row.len == NULL)
+		goto out;
+	for (i = 0; i < ncol; i++) {
+		rb[i].buffer_type = MYSQL_TYPE_STRING;
+		rb[i].buffer_length = f[i].max_length + 1;
+		if ((rb[i].buffer = malloc(rb[i].buffer_length)) == NULL)
+			goto out;
+		rb[i].length = &row.len[i];
+		rb[i].is_null = &nulls[i];
+	}
+	if (mysql_stmt_bind_result(st, rb) != 0)
+		goto out;
+	rc = 0;
+	while ((frc = mysql_stmt_fetch(st)) == 0 || frc == MYSQL_DATA_TRUNCATED) {
+		for (i = 0; i < ncol; i++) {
+			row.col[i] = nulls[i] ? NULL : rb[i].buffer;
+			if (!nulls[i])
+				((char *)rb[i].buffer)[row.len[i]] = '\0';
+		}
+		if (fn != NULL && fn(&row, arg) != 0)
+			break;
+	}
+	if (frc == 1)
+		rc = db_fail(d, mysql_stmt_errno(st), "fetch", mysql_stmt_error(st));
+out:
+	if (rb != NULL)
+		for (i = 0; i < row.ncol; i++)
+			free(rb[i].buffer);
+	free(rb);
+	free(nulls);
+	free(row.col);
+	free(row.len);
+	if (meta != NULL)
+		mysql_free_result(meta);
+	if (d->my != NULL)
+		mysql_stmt_free_result(st);
+	return rc;
+}
+
+static int
+first_i64(const struct db_row *row, void *arg)
+{
+	long long *out = arg;
+
+	*out = row->col[0] ? strtoll(row->col[0], NULL, 10) : 0;
+	return 1;
+}
+
+/* A single integer (the first column of the first row); DB_NOTFOUND if no row. */
+int
+db_query_i64(struct db *d, const char *sql, const struct db_val *v, size_t n,
+    long long *out)
+{
+	long long val = LLONG_MIN;
+	int rc;
+
+	if ((rc = db_query(d, sql, v, n, first_i64, &val)) != 0)
+		return rc;
+	if (val == LLONG_MIN)
+		return DB_NOTFOUND;
+	*out = val;
+	return 0;
+}
+
+static int
+db_simple(struct db *d, const char *sql)
+{
+	int rc;
+
+	if ((rc = db_connect(d)) != 0)
+		return rc;
+	if (mysql_query(d->my, sql) != 0)
+		return db_fail(d, mysql_errno(d->my), sql, mysql_error(d->my));
+	return 0;
+}
+
+int
+db_ping(struct db *d)
+{
+	int rc;
+
+	if ((rc = db_connect(d)) != 0)
+		return rc;
+	if (mysql_ping(d->my) != 0)
+		return db_fail(d, mysql_errno(d->my), "ping", mysql_error(d->my));
+	return 0;
+}
+
+/* Start a transaction; a stale connection is replaced first (nothing to lose yet). */
+int
+db_begin(struct db *d)
+{
+	int rc;
+
+	d->in_tx = 0;
+	if ((rc = db_simple(d, "START TRANSACTION")) == DB_UNAVAILABLE)
+		rc = db_simple(d, "START TRANSACTION");
+	if (rc == 0)
+		d->in_tx = 1;
+	return rc;
+}
+
+int
+db_commit(struct db *d)
+{
+	int rc = db_simple(d, "COMMIT");
+
+	d->in_tx = 0;
+	return rc;
+}
+
+void
+db_rollback(struct db *d)
+{
+	if (d->my != NULL && mysql_rollback(d->my) != 0)
+		db_fail(d, mysql_errno(d->my), "rollback", mysql_error(d->my));
+	d->in_tx = 0;
+}
+
+/* Run a schema file: statements end with ';' at the end of a line. */
+int
+db_run_script(struct db *d, const char *sql)
+{
+	const char *p = sql, *end;
+	char *stmt;
+	int rc = 0;
+
+	while (*p != '\0' && rc == 0) {
+		end = strstr(p, ";\n");
+		if (end == NULL)
+			end = p + strlen(p);
+		if ((stmt = strndup(p, (size_t)(end - p))) == NULL)
+			return DB_ERROR;
+		/* skip statements that are only comments and blanks */
+		const char *q = stmt;
+		int only_comments = 1;
+		while (*q) {
+			while (*q == ' ' || *q == '\n' || *q == '\t' || *q == '\r')
+				q++;
+			if (strncmp(q, "--", 2) == 0) {
+				q = strchr(q, '\n');
+				if (q == NULL)
+					break;
+				continue;
+			}
+			if (*q)
+				only_comments = 0;
+			break;
+		}
+		if (!only_comments)
+			rc = db_simple(d, stmt);
+		free(stmt);
+		p = *end ? end + 2 : end;
+	}
+	return rc;
+}

@@ -1,0 +1,498 @@
+/* handlers/events.c: POST /events and /batch_events (SPEC 3). */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "handlers.h"
+#include "db/db.h"
+
+#define MAX_IDEM_KEY 128
+#define TX_ATTEMPTS 3
+#define ANSWERED (-100)	/* publish_tx answered from a stored response */
+
+/* One validated event.  Strings are borrowed from the request's JSON. */
+struct ev {
+	const char	 *name;
+	const char	**channels;
+	size_t		  nchannels;
+	char		 *data;		/* owned: JSON text of non-string data */
+	const char	 *datap;
+	size_t		  datalen;
+	const char	 *socket_id;
+	const char	 *idem_key;	/* event-level key (batch only) */
+	unsigned char	  hash[32];
+	int		  info_subs, info_users;
+	char		(*serials)[32];	/* one message_serial per channel */
+	int		  dup;		/* the key was seen: not published again */
+	json_object	 *info;		/* per-channel info, owned, or NULL */
+};
+
+static void
+ev_free(struct ev *e)
+{
+	free(e->channels);
+	free(e->data);
+	free(e->serials);
+	if (e->info != NULL)
+		json_object_put(e->info);
+}
+
+/* A string member (also under its camelCase alias); NULL when absent. */
+static json_object *
+member(json_object *o, const char *key, const char *alias)
+{
+	json_object *v = NULL;
+
+	if (!json_object_object_get_ex(o, key, &v) && alias != NULL)
+		json_object_object_get_ex(o, alias, &v);
+	return v;
+}
+
+/* A JSON string as a C string, NULL when not a string or it holds a NUL byte. */
+static const char *
+cstr(json_object *v)
+{
+	const char *s;
+
+	if (v == NULL || !json_object_is_type(v, json_type_string))
+		return NULL;
+	s = json_object_get_string(v);
+	return strlen(s) == (size_t)json_object_get_string_len(v) ? s : NULL;
+}
+
+static int
+valid_idem_key(const char *k)
+{
+	size_t i, len = strlen(k);
+
+	if (len == 0 || len > MAX_IDEM_KEY)
+		return 0;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)k[i] < 0x21 || k[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* SHA-256 of the event's canonical JSON without its idempotency key. */
+static void
+request_hash(json_object *o, unsigned char out[32])
+{
+	json_object *copy = NULL;
+	const char *txt;
+	unsigned int len = 0;
+
+	json_object_deep_copy(o, &copy, NULL);
+	json_object_object_del(copy, "idempotency_key");
+	json_object_object_del(copy, "idempotencyKey");
+	txt = json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PLAIN);
+	EVP_Digest(txt, strlen(txt), out, &len, EVP_sha256(), NULL);
+	json_object_put(copy);
+}
+
+/*
+ * Validate one event object against SPEC 3 and the app's limits.  On
+ * failure returns 400 or 413 with msg set; nothing is stored.
+ */
+static int
+ev_parse(json_object *o, const struct app *a, struct ev *e, char *msg, size_t msglen)
+{
+	json_object *v, *chs;
+	const char *s, *info;
+	char err[160];
+	size_t i, k, n;
+
+	memset(e, 0, sizeof(*e));
+	if (!json_object_is_type(o, json_type_object))
+		return snprintf(msg, msglen, "an event must be a JSON object"), 400;
+	if ((e->name = cstr(member(o, "name", NULL))) == NULL)
+		return snprintf(msg, msglen, "name is required and must be a string"), 400;
+	if (!valid_event_name(e->name, err, sizeof(err)))
+		return snprintf(msg, msglen, "%s", err), 400;
+
+	if ((v = member(o, "data", NULL)) == NULL)
+		return snprintf(msg, msglen, "data is required"), 400;
+	if (json_object_is_type(v, json_type_string)) {
+		e->datap = json_object_get_string(v);
+		e->datalen = (size_t)json_object_get_string_len(v);
+	} else {
+		e->data = strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+		e->datap = e->data;
+		e->datalen = e->data ? strlen(e->data) : 0;
+	}
+	if (e->datalen > (size_t)a->max_event_data_bytes)
+		return snprintf(msg, msglen, "data is %zu bytes, over this app's limit of %d",
+		    e->datalen, a->max_event_data_bytes), 413;
+
+	v = member(o, "channel", NULL);
+	chs = member(o, "channels", NULL);
+	if ((v == NULL) == (chs == NULL))
+		return snprintf(msg, msglen, "give exactly one of channel or channels"), 400;
+	if (chs != NULL && !json_object_is_type(chs, json_type_array))
+		return snprintf(msg, msglen, "channels must be an array of strings"), 400;
+	n = chs != NULL ? json_object_array_length(chs) : 1;
+	if (n == 0)
+		return snprintf(msg, msglen, "channels must not be empty"), 400;
+	if (n > (size_t)a->max_channels_per_event)
+		return snprintf(msg, msglen, "%zu channels, over the limit of %d", n,
+		    a->max_channels_per_event), 400;
+	e->channels = calloc(n, sizeof(*e->channels));
+	e->serials = calloc(n, sizeof(*e->serials));
+	if (e->channels == NULL || e->serials == NULL)
+		return snprintf(msg, msglen, "out of memory"), 500;
+	for (i = 0; i < n; i++) {
+		s = cstr(chs != NULL ? json_object_array_get_idx(chs, i) : v);
+		if (s == NULL)
+			return snprintf(msg, msglen, "channel names must be strings"), 400;
+		if (!valid_channel_name(s, err, sizeof(err)))
+			return snprintf(msg, msglen, "channel %zu: %s", i, err), 400;
+		for (k = 0; k < i; k++)
+			if (strcmp(e->channels[k], s) == 0)
+				return snprintf(msg, msglen, "channel \"%s\" is listed twice", s), 400;
+		e->channels[i] = s;
+	}
+	e->nchannels = n;
+
+	if ((v = member(o, "socket_id", "socketId")) != NULL &&
+	    ((e->socket_id = cstr(v)) == NULL || !valid_socket_id(e->socket_id)))
+		return snprintf(msg, msglen, "socket_id must look like \"123.456\""), 400;
+	if ((v = member(o, "info", NULL)) != NULL) {
+		if ((info = cstr(v)) == NULL)
+			return snprintf(msg, msglen, "info must be a string"), 400;
+		if (info_parse(info, &e->info_subs, &e->info_users, NULL, err, sizeof(err)) != 0)
+			return snprintf(msg, msglen, "%s", err), 400;
+	}
+	if ((v = member(o, "idempotency_key", "idempotencyKey")) != NULL &&
+	    ((e->idem_key = cstr(v)) == NULL || !valid_idem_key(e->idem_key)))
+		return snprintf(msg, msglen, "idempotency_key must be 1 to %d printable bytes",
+		    MAX_IDEM_KEY), 400;
+	request_hash(o, e->hash);
+	return 0;
+}
+
+/* Fill e->info from channel state: {"<ch>": {subscription_count, user_count?, message_serial}}. */
+static int
+ev_info(struct req *r, struct ev *e)
+{
+	long long subs, users;
+	json_object *o;
+	size_t i;
+	int rc;
+
+	if (!e->info_subs && !e->info_users)
+		return 0;
+	e->info = json_object_new_object();
+	for (i = 0; i < e->nchannels; i++) {
+		if ((rc = channel_state_counts(r, e->channels[i], &subs, &users)) != 0)
+			return rc;
+		o = json_object_new_object();
+		if (e->info_users && channel_is_presence(e->channels[i]))
+			json_object_object_add(o, "user_count", json_object_new_int64(users));
+		if (e->info_subs)
+			json_object_object_add(o, "subscription_count", json_object_new_int64(subs));
+		json_object_object_add(o, "message_serial",
+		    json_object_new_string(e->serials[i]));
+		json_object_object_add(e->info, e->channels[i], o);
+	}
+	return 0;
+}
+
+/* The memcached fast path of a request-level key: "<hash hex> <status> <body>". */
+static void
+idem_cache_key(struct req *r, const char *key, char out[80])
+{
+	cache_key(out, "idem", r->app.id, key, NULL);
+}
+
+static int
+idem_reply(struct resp *p, const unsigned char stored[32], const unsigned char hash[32],
+    int status, const char *body)
+{
+	json_object *j;
+
+	if (memcmp(stored, hash, 32) != 0)
+		return resp_error(p, 409, "idempotency_conflict",
+		    "this idempotency key was used with a different payload");
+	if ((j = json_tokener_parse(body)) == NULL)
+		return resp_error(p, 500, "internal", "stored response unreadable");
+	return resp_json(p, status ? status : 200, j);
+}
+
+static int
+idem_from_cache(struct req *r, struct resp *p, const char *key, const unsigned char hash[32])
+{
+	char ck[80], *val = NULL, hex[65];
+	size_t len;
+	unsigned char stored[32];
+	int status, rc = -1;
+	size_t i;
+
+	idem_cache_key(r, key, ck);
+	if (cache_get(r->w->cache, ck, &val, &len) != 0)
+		return -1;
+	if (len > 68 && val[64] == ' ') {
+		memcpy(hex, val, 64);
+		hex[64] = '\0';
+		for (i = 0; i < 32; i++)
+			sscanf(hex + 2 * i, "%2hhx", &stored[i]);
+		status = atoi(val + 65);
+		char *body = strchr(val + 65, ' ');
+		if (body != NULL)
+			rc = idem_reply(p, stored, hash, status, body + 1);
+	}
+	free(val);
+	return rc;
+}
+
+static void
+idem_to_cache(struct req *r, const char *key, const unsigned char hash[32], int status,
+    const char *body, int ttl)
+{
+	char ck[80], hex[65], *v = NULL;
+	int n;
+
+	idem_cache_key(r, key, ck);
+	hex_encode(hash, 32, hex);
+	if ((n = asprintf(&v, "%s %d %s", hex, status, body)) > 0)
+		(void)cache_set(r->w->cache, ck, v, (size_t)n, ttl > 86400 * 30 ? 86400 * 30 : ttl);
+	free(v);
+}
+
+/* The response body: {} or {"channels": ...} / {"batch": [...]} when info was asked. */
+static json_object *
+build_response(struct ev *evs, size_t n, int batch)
+{
+	json_object *out = json_object_new_object(), *arr, *info;
+	size_t i;
+	int any = 0;
+
+	for (i = 0; i < n; i++)
+		any |= evs[i].info != NULL;
+	if (!any)
+		return out;
+	if (!batch) {
+		json_object_object_add(out, "channels", json_object_get(evs[0].info));
+		return out;
+	}
+	arr = json_object_new_array();
+	for (i = 0; i < n; i++) {
+		info = json_object_new_object();
+		if (evs[i].info != NULL)
+			json_object_object_add(info, "channels", json_object_get(evs[i].info));
+		json_object_array_add(arr, info);
+	}
+	json_object_object_add(out, "batch", arr);
+	return out;
+}
+
+/*
+ * One attempt at the publish transaction.  Returns 0 with *out set, an
+ * HTTP status (409) with p filled, or a DB_* code for the caller.
+ */
+static int
+publish_tx(struct req *r, struct resp *p, struct ev *evs, size_t n, const char *req_key,
+    const unsigned char req_hash[32], int batch, json_object **out, int64_t now)
+{
+	struct db *d = r->w->db;
+	struct idem_row ir;
+	const char *body;
+	size_t i, c;
+	long long serial;
+	int rc, ttl = r->app.idempotency_ttl_s;
+
+	if ((rc = db_begin(d)) != 0)
+		return rc;
+	if (req_key != NULL) {
+		rc = db_idem_claim(d, r->app.id, req_key, req_hash, ttl, now, &ir);
+		if (rc == DB_CONFLICT) {
+			db_rollback(d);
+			rc = idem_reply(p, ir.hash, req_hash, ir.status, ir.response);
+			free(ir.response);
+			return rc ? rc : ANSWERED;
+		}
+		if (rc != 0)
+			goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		struct ev *e = &evs[i];
+		if (e->idem_key != NULL) {
+			rc = db_idem_claim(d, r->app.id, e->idem_key, e->hash, ttl, now, &ir);
+			if (rc == DB_CONFLICT) {
+				if (memcmp(ir.hash, e->hash, 32) != 0) {
+					free(ir.response);
+					db_rollback(d);
+					return resp_error(p, 409, "idempotency_conflict",
+					    "batch[%zu]: this idempotency key was used with a "
+					    "different payload", i);
+				}
+				e->dup = 1;
+				if (e->info != NULL)
+					json_object_put(e->info);
+				e->info = *ir.response ? json_tokener_parse(ir.response) : NULL;
+				free(ir.response);
+				continue;
+			}
+			if (rc != 0)
+				goto fail;
+		}
+		for (c = 0; c < e->nchannels; c++)
+			if ((rc = db_message_insert(d, r->app.id, e->channels[c], e->name,
+			    e->datap, e->datalen, e->socket_id, e->serials[c], now, &serial)) != 0)
+				goto fail;
+	}
+	*out = build_response(evs, n, batch);
+	for (i = 0; i < n; i++) {
+		if (evs[i].idem_key == NULL || evs[i].dup)
+			continue;
+		body = evs[i].info ? json_object_to_json_string_ext(evs[i].info,
+		    JSON_C_TO_STRING_PLAIN) : "";
+		if ((rc = db_idem_store(d, r->app.id, evs[i].idem_key, 200, body)) != 0)
+			goto fail;
+	}
+	if (req_key != NULL && (rc = db_idem_store(d, r->app.id, req_key, 200,
+	    json_object_to_json_string_ext(*out, JSON_C_TO_STRING_PLAIN))) != 0)
+		goto fail;
+	if ((rc = db_commit(d)) != 0)
+		goto fail;
+	return 0;
+fail:
+	db_rollback(d);
+	if (*out != NULL) {
+		json_object_put(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/*
+ * Store a validated set of events in one transaction, with request-level
+ * (req_key) and event-level idempotency, and answer.  Statuses: 200, 409
+ * idempotency_conflict, 503 (MariaDB down; nothing committed), 500.
+ */
+static int
+publish(struct req *r, struct resp *p, struct ev *evs, size_t n, const char *req_key,
+    const unsigned char req_hash[32], int batch)
+{
+	json_object *out = NULL;
+	int64_t now = now_ms();
+	size_t i, c;
+	unsigned events = 0;
+	int rc, attempt;
+
+	if (req_key != NULL && (rc = idem_from_cache(r, p, req_key, req_hash)) >= 0)
+		return rc;
+	for (i = 0; i < n; i++) {
+		for (c = 0; c < evs[i].nchannels; c++)
+			message_serial_new(evs[i].serials[c], now);
+		if ((rc = ev_info(r, &evs[i])) != 0)
+			return rc == DB_UNAVAILABLE ? resp_unavailable(p, "the channel state store") :
+			    resp_error(p, 500, "internal", "channel state read failed");
+	}
+	for (attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
+		rc = publish_tx(r, p, evs, n, req_key, req_hash, batch, &out, now);
+		if (rc == DB_ERROR && (db_last_errno(r->w->db) == 1213 ||
+		    db_last_errno(r->w->db) == 1205))
+			continue;	/* deadlock or lock wait: the whole tx is safe to redo */
+		break;
+	}
+	if (rc == ANSWERED)
+		return p->status == 200 ? 0 : p->status;
+	if (rc > 0)
+		return rc;
+	if (rc == DB_UNAVAILABLE)
+		return resp_unavailable(p, "the message store");
+	if (rc != 0)
+		return resp_error(p, 500, "internal", "the events could not be stored");
+	for (i = 0; i < n; i++)
+		events += evs[i].dup ? 0 : (unsigned)evs[i].nchannels;
+	metrics_count_publish(events);
+	if (req_key != NULL)
+		idem_to_cache(r, req_key, req_hash, 200,
+		    json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN),
+		    r->app.idempotency_ttl_s);
+	return resp_json(p, 200, out);
+}
+
+/*
+ * POST /apps/{id}/events.  Statuses: 200, 400 invalid_input, 409
+ * idempotency_conflict, 413 payload_too_large, 503, 500.
+ */
+int
+h_events_publish(struct req *r, struct resp *p)
+{
+	struct ev e;
+	char msg[256];
+	const char *key;
+	int rc;
+
+	if (r->json == NULL)
+		return resp_error(p, 400, "invalid_input", "a JSON body is required");
+	if ((rc = ev_parse(r->json, &r->app, &e, msg, sizeof(msg))) != 0) {
+		ev_free(&e);
+		return resp_error(p, rc, rc == 413 ? "payload_too_large" :
+		    rc == 400 ? "invalid_input" : "internal", "%s", msg);
+	}
+	key = e.idem_key;
+	if (r->idem_header != NULL) {
+		if (!valid_idem_key(r->idem_header) || (key != NULL && strcmp(key, r->idem_header))) {
+			ev_free(&e);
+			return resp_error(p, 400, "invalid_input", "X-Idempotency-Key must be 1 to "
+			    "%d printable bytes and agree with idempotency_key", MAX_IDEM_KEY);
+		}
+		key = r->idem_header;
+	}
+	e.idem_key = NULL;	/* for a single event the key is the request's */
+	rc = publish(r, p, &e, 1, key, e.hash, 0);
+	ev_free(&e);
+	return rc;
+}
+
+/*
+ * POST /apps/{id}/batch_events: every event is validated before any is
+ * stored, and all are stored in one transaction.  Statuses as for
+ * /events; 400 names the failing event's index.
+ */
+int
+h_events_batch(struct req *r, struct resp *p)
+{
+	json_object *batch = NULL;
+	struct ev *evs;
+	unsigned char hash[32];
+	char msg[256];
+	size_t n, i, parsed = 0;
+	int rc = 0;
+
+	if (r->json == NULL || !json_object_object_get_ex(r->json, "batch", &batch) ||
+	    !json_object_is_type(batch, json_type_array))
+		return resp_error(p, 400, "invalid_input", "the body must be {\"batch\": [events]}");
+	n = json_object_array_length(batch);
+	if (n == 0)
+		return resp_error(p, 400, "invalid_input", "batch must not be empty");
+	if (n > (size_t)r->app.max_batch_size)
+		return resp_error(p, 400, "limit_exceeded", "%zu events, over the batch limit of %d",
+		    n, r->app.max_batch_size);
+	if (r->idem_header != NULL && !valid_idem_key(r->idem_header))
+		return resp_error(p, 400, "invalid_input",
+		    "X-Idempotency-Key must be 1 to %d printable bytes", MAX_IDEM_KEY);
+	if ((evs = calloc(n, sizeof(*evs))) == NULL)
+		return resp_error(p, 500, "internal", "out of memory");
+	for (i = 0; i < n; i++, parsed++) {
+		rc = ev_parse(json_object_array_get_idx(batch, i), &r->app, &evs[i], msg, sizeof(msg));
+		if (rc != 0) {
+			parsed++;
+			rc = resp_error(p, rc, rc == 413 ? "payload_too_large" : rc == 400 ?
+			    "invalid_input" : "internal", "batch[%zu]: %s", i, msg);
+			goto out;
+		}
+	}
+	request_hash(r->json, hash);
+	rc = publish(r, p, evs, n, r->idem_header, hash, 1);
+out:
+	for (i = 0; i < parsed; i++)
+		ev_free(&evs[i]);
+	free(evs);
+	return rc;
+}
