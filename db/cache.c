@@ -146,9 +146,18 @@ cache_incr(struct cache *k, const char *key, int ttl, uint64_t *out)
 	return 0;
 }
 
-/* Round trip to every server: a version request. */
+/*
+ * A round trip: a get of a key that is never set.  (memcached_version
+ * answers from what it learnt at connect time, so it cannot tell that a
+ * server went away.)
+ */
 int
 cache_ping(struct cache *k)
 {
-	return memcached_version(k->mc) == MEMCACHED_SUCCESS ? 0 : -1;
+	char *v = NULL;
+	size_t len;
+	int rc = cache_get(k, "sfc:ping", &v, &len);
+
+	free(v);
+	return rc == 0 || rc == DB_NOTFOUND ? 0 : -1;
 }

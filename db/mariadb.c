@@ -366,16 +366,22 @@ db_simple(struct db *d, const char *sql)
 	return 0;
 }
 
+/* A round trip; a connection lost since the last use is replaced once. */
 int
 db_ping(struct db *d)
 {
-	int rc;
+	int rc, attempt;
 
-	if ((rc = db_connect(d)) != 0)
-		return rc;
-	if (mysql_ping(d->my) != 0)
-		return db_fail(d, mysql_errno(d->my), "ping", mysql_error(d->my));
-	return 0;
+	for (attempt = 0; attempt < 2; attempt++) {
+		if ((rc = db_connect(d)) != 0)
+			return rc;
+		if (mysql_ping(d->my) == 0)
+			return 0;
+		rc = db_fail(d, mysql_errno(d->my), "ping", mysql_error(d->my));
+		if (rc != DB_UNAVAILABLE)
+			return rc;
+	}
+	return rc;
 }
 
 /* Start a transaction; a stale connection is replaced first (nothing to lose yet). */

@@ -15,23 +15,28 @@ h_ops_live(struct req *r, struct resp *p)
 	return resp_text(p, 200, "text/plain", "OK\n");
 }
 
-/* Ping MariaDB and memcached; records their latency; returns the failed one or NULL. */
-static const char *
-check_deps(struct req *r, int64_t *db_us, int64_t *mc_us)
-{
-	int64_t t0 = mono_us();
-	int dbrc = db_ping(r->w->db);
-	int64_t t1 = mono_us();
-	int mcrc = cache_ping(r->w->cache);
-	int64_t t2 = mono_us();
+struct deps {
+	int	 db_ok, mc_ok;
+	int64_t	 db_us, mc_us;
+};
 
-	*db_us = t1 - t0;
-	*mc_us = t2 - t1;
-	metrics_dep_latency(DEP_MARIADB, *db_us);
-	metrics_dep_latency(DEP_MEMCACHED, *mc_us);
-	if (dbrc != 0)
+/* Ping MariaDB and memcached, recording their round trips; returns the first failure or NULL. */
+static const char *
+check_deps(struct req *r, struct deps *d)
+{
+	int64_t t0 = mono_us(), t1, t2;
+
+	d->db_ok = db_ping(r->w->db) == 0;
+	t1 = mono_us();
+	d->mc_ok = cache_ping(r->w->cache) == 0;
+	t2 = mono_us();
+	d->db_us = t1 - t0;
+	d->mc_us = t2 - t1;
+	metrics_dep_latency(DEP_MARIADB, d->db_us);
+	metrics_dep_latency(DEP_MEMCACHED, d->mc_us);
+	if (!d->db_ok)
 		return "mariadb";
-	if (mcrc != 0)
+	if (!d->mc_ok)
 		return "memcached";
 	return NULL;
 }
@@ -50,8 +55,8 @@ down(struct resp *p, const char *what)
 int
 h_ops_up(struct req *r, struct resp *p)
 {
-	int64_t a, b;
-	const char *bad = check_deps(r, &a, &b);
+	struct deps d;
+	const char *bad = check_deps(r, &d);
 
 	return bad ? down(p, bad) : resp_text(p, 200, "text/plain", "OK\n");
 }
@@ -60,8 +65,8 @@ h_ops_up(struct req *r, struct resp *p)
 int
 h_ops_up_app(struct req *r, struct resp *p)
 {
-	int64_t a, b;
-	const char *bad = check_deps(r, &a, &b);
+	struct deps d;
+	const char *bad = check_deps(r, &d);
 	struct app app;
 	int rc;
 
@@ -77,25 +82,32 @@ h_ops_up_app(struct req *r, struct resp *p)
 	return resp_text(p, 200, "text/plain", "OK\n");
 }
 
+static json_object *
+dep_json(int up, int64_t us)
+{
+	json_object *o = json_object_new_object();
+	char ms[32];
+
+	snprintf(ms, sizeof(ms), "%.3f", (double)us / 1000);
+	json_object_object_add(o, "up", json_object_new_boolean(up));
+	json_object_object_add(o, "latency_ms", json_object_new_double_s((double)us / 1000, ms));
+	return o;
+}
+
 /* GET /stats: JSON counters and live dependency latencies.  Status: 200. */
 int
 h_ops_stats(struct req *r, struct resp *p)
 {
-	json_object *o = metrics_stats_json(), *deps = json_object_new_object(), *d;
-	int64_t db_us, mc_us;
-	const char *bad = check_deps(r, &db_us, &mc_us);
+	json_object *o = metrics_stats_json(), *deps = json_object_new_object();
+	struct deps d;
 	long long apps = -1;
 
-	(void)db_app_count(r->w->db, &apps);
+	(void)check_deps(r, &d);
+	if (d.db_ok)
+		(void)db_app_count(r->w->db, &apps);
 	json_object_object_add(o, "apps", apps >= 0 ? json_object_new_int64(apps) : NULL);
-	d = json_object_new_object();
-	json_object_object_add(d, "up", json_object_new_boolean(!bad || strcmp(bad, "mariadb")));
-	json_object_object_add(d, "latency_ms", json_object_new_double((double)db_us / 1000));
-	json_object_object_add(deps, "mariadb", d);
-	d = json_object_new_object();
-	json_object_object_add(d, "up", json_object_new_boolean(!bad || strcmp(bad, "memcached")));
-	json_object_object_add(d, "latency_ms", json_object_new_double((double)mc_us / 1000));
-	json_object_object_add(deps, "memcached", d);
+	json_object_object_add(deps, "mariadb", dep_json(d.db_ok, d.db_us));
+	json_object_object_add(deps, "memcached", dep_json(d.mc_ok, d.mc_us));
 	json_object_object_add(o, "dependencies", deps);
 	return resp_json(p, 200, o);
 }
