@@ -46,6 +46,15 @@ int		 config_set(struct config *, const char *key, const char *value,
 int		 config_check(const struct config *, char *err, size_t errlen);
 void		 config_free(struct config *);
 
+/* Command-line settings that win over the file, also after a reload. */
+struct config_override {
+	const char	*key;
+	const char	*value;		/* NULL: not given */
+};
+
+int		 config_apply(struct config *, const struct config_override *, size_t,
+		    char *err, size_t errlen);
+
 /* ---- log.c ------------------------------------------------------- */
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
@@ -241,7 +250,8 @@ int	fcgi_serve(int listenfd, const struct config *, volatile int *stop);
 
 /* ---- pool.c ------------------------------------------------------- */
 
-int	pool_run(const char *confpath, struct config *);
+int	pool_run(const char *confpath, struct config *, const struct config_override *,
+	    size_t);
 
 /* ---- cli.c -------------------------------------------------------- */
 

@@ -190,6 +190,23 @@ out:
 	return rc;
 }
 
+/* Apply command-line overrides; err names the option that failed. */
+int
+config_apply(struct config *c, const struct config_override *o, size_t n, char *err,
+    size_t errlen)
+{
+	char msg[256];
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (o[i].value != NULL &&
+		    config_set(c, o[i].key, o[i].value, msg, sizeof(msg)) != 0) {
+			snprintf(err, errlen, "--%s: %s", o[i].key, msg);
+			return -1;
+		}
+	return 0;
+}
+
 /* Cross-key checks that a single key's bounds cannot express. */
 int
 config_check(const struct config *c, char *err, size_t errlen)

@@ -41,10 +41,9 @@ main(int argc, char **argv)
 	struct config *cfg;
 	char err[512];
 	/* command-line overrides, applied after the file */
-	const char *over[][2] = { { "listen", NULL }, { "workers", NULL },
+	struct config_override over[] = { { "listen", NULL }, { "workers", NULL },
 	    { "threads", NULL }, { "pidfile", NULL } };
 	int ch, test = 0, explicit = 0;
-	size_t i;
 
 	if (path == NULL)
 		path = CONFIG_DEFAULT_PATH;
@@ -54,10 +53,10 @@ main(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "+c:tV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': path = optarg; explicit = 1; break;
-		case 'l': over[0][1] = optarg; break;
-		case 'w': over[1][1] = optarg; break;
-		case 'T': over[2][1] = optarg; break;
-		case 'p': over[3][1] = optarg; break;
+		case 'l': over[0].value = optarg; break;
+		case 'w': over[1].value = optarg; break;
+		case 'T': over[2].value = optarg; break;
+		case 'p': over[3].value = optarg; break;
 		case 't': test = 1; break;
 		case 'V': printf("sockudo-fcgi %s\n", PACKAGE_VERSION); return 0;
 		default: usage();
@@ -77,13 +76,11 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 1;
 	}
-	for (i = 0; i < sizeof(over) / sizeof(over[0]); i++)
-		if (over[i][1] != NULL && config_set(cfg, over[i][0], over[i][1], err,
-		    sizeof(err)) != 0) {
-			fprintf(stderr, "sockudo-fcgi: --%s: %s\n", over[i][0], err);
-			config_free(cfg);
-			return 1;
-		}
+	if (config_apply(cfg, over, sizeof(over) / sizeof(over[0]), err, sizeof(err)) != 0) {
+		fprintf(stderr, "sockudo-fcgi: %s\n", err);
+		config_free(cfg);
+		return 1;
+	}
 	log_set_level(cfg->log_level);
 	if (test) {
 		printf("configuration OK\n");
@@ -91,7 +88,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (argc == 0)
-		return pool_run(path, cfg);
+		return pool_run(path, cfg, over, sizeof(over) / sizeof(over[0]));
 	if (strcmp(argv[0], "migrate") == 0 && argc == 1)
 		ch = cli_migrate(cfg);
 	else if (strcmp(argv[0], "app") == 0)

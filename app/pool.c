@@ -177,7 +177,8 @@ write_pidfile(const char *path)
  * dies is replaced.
  */
 int
-pool_run(const char *confpath, struct config *cfg)
+pool_run(const char *confpath, struct config *cfg, const struct config_override *over,
+    size_t nover)
 {
 	struct slot slots[MAX_WORKERS * 2];
 	struct config *next;
@@ -224,14 +225,22 @@ pool_run(const char *confpath, struct config *cfg)
 		if (got_hup) {
 			got_hup = 0;
 			if ((next = config_new()) == NULL ||
-			    config_load(next, confpath, err, sizeof(err)) != 0) {
+			    config_load(next, confpath, err, sizeof(err)) != 0 ||
+			    config_apply(next, over, nover, err, sizeof(err)) != 0) {
 				log_error("reload: %s; keeping the running config",
 				    next ? err : "out of memory");
 				config_free(next);
 				continue;
 			}
+			/* the socket and pidfile are the ones we created: shutdown removes them */
 			if (strcmp(next->listen, cfg->listen) != 0)
 				log_warn("reload: a new listen address needs a restart");
+			if (config_set(next, "listen", cfg->listen, err, sizeof(err)) != 0 ||
+			    config_set(next, "pidfile", cfg->pidfile, err, sizeof(err)) != 0) {
+				log_error("reload: %s; keeping the running config", err);
+				config_free(next);
+				continue;
+			}
 			/* old workers keep a private copy of the old config after fork */
 			config_free(cfg);
 			cfg = next;

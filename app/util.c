@@ -1,6 +1,7 @@
 /* app/util.c: small helpers: clocks, bounded number parsing, hex, randomness. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -40,7 +41,7 @@ str_to_ll(const char *s, long long min, long long max, long long *out)
 	char *end;
 	long long v;
 
-	if (s == NULL || *s == '\0' || *s == ' ' || *s == '+' ||
+	if (s == NULL || *s == '\0' || isspace((unsigned char)*s) || *s == '+' ||
 	    (*s == '-' && min >= 0))
 		return -1;
 	errno = 0;

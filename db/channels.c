@@ -184,6 +184,10 @@ db_user_terminate(struct db *d, const char *app_id, const char *user_id, long lo
 	    " requested_at_ms) VALUES (?, ?, ?)";
 	static const char subs[] = "DELETE FROM channel_subscriptions"
 	    " WHERE app_id = ? AND user_id = ?";
+	/* the user's sockets on channels where they are not a presence member */
+	static const char socks[] = "DELETE s FROM channel_subscriptions s"
+	    " JOIN connections c ON c.app_id = s.app_id AND c.socket_id = s.socket_id"
+	    " WHERE c.app_id = ? AND c.user_id = ?";
 	static const char conns[] = "DELETE FROM connections WHERE app_id = ? AND user_id = ?";
 	struct db_val rv[] = { DB_STR(app_id), DB_STR(user_id), DB_I64(now_ms()) };
 	unsigned long long n = 0;
@@ -193,6 +197,7 @@ db_user_terminate(struct db *d, const char *app_id, const char *user_id, long lo
 		return rc;
 	if ((rc = db_exec(d, req, rv, 3, NULL)) != 0 ||
 	    (rc = db_exec(d, subs, rv, 2, NULL)) != 0 ||
+	    (rc = db_exec(d, socks, rv, 2, NULL)) != 0 ||
 	    (rc = db_exec(d, conns, rv, 2, &n)) != 0) {
 		db_rollback(d);
 		return rc;

@@ -95,6 +95,8 @@ int	db_message_insert(struct db *, const char *app_id, const char *channel,
 	    const char *name, const char *data, size_t datalen, const char *socket_id,
 	    const char *message_serial, int64_t now, long long *serial);
 void	message_serial_new(char out[32], int64_t now);
+int	db_channel_last_event(struct db *, const char *app_id, const char *channel,
+	    json_object **out);
 
 /* ---- channels.c: channel state (SPEC 4), written by the realtime layer */
 

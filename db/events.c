@@ -127,3 +127,34 @@ db_message_insert(struct db *d, const char *app_id, const char *channel,
 	*serial = (long long)id;
 	return 0;
 }
+
+static int
+row_event(const struct db_row *row, void *arg)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "event", json_object_new_string(row->col[0]));
+	json_object_object_add(o, "data", json_object_new_string_len(row->col[1],
+	    (int)row->len[1]));
+	json_object_object_add(o, "message_serial", json_object_new_string(row->col[2]));
+	json_object_object_add(o, "published_at_ms",
+	    json_object_new_int64(strtoll(row->col[3], NULL, 10)));
+	*(json_object **)arg = o;
+	return 1;
+}
+
+/*
+ * The last event published to a channel, as {event, data, message_serial,
+ * published_at_ms}, or *out = NULL when there is none (a cache- channel's
+ * cache, SPEC 4).
+ */
+int
+db_channel_last_event(struct db *d, const char *app_id, const char *channel, json_object **out)
+{
+	static const char sql[] = "SELECT name, data, message_serial, published_at_ms"
+	    " FROM messages WHERE app_id = ? AND channel = ? ORDER BY serial DESC LIMIT 1";
+	struct db_val v[] = { DB_STR(app_id), DB_STR(channel) };
+
+	*out = NULL;
+	return db_query(d, sql, v, 2, row_event, out);
+}

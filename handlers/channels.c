@@ -88,6 +88,14 @@ h_channels_show(struct req *r, struct resp *p)
 		json_object_object_add(out, "subscription_count", json_object_new_int64(nsubs));
 	if (users)
 		json_object_object_add(out, "user_count", json_object_new_int64(nusers));
+	if (cache) {
+		json_object *last;
+		if ((rc = db_channel_last_event(r->w->db, r->app.id, ch, &last)) != 0) {
+			json_object_put(out);
+			return store_error(p, rc);
+		}
+		json_object_object_add(out, "cache", last);
+	}
 	return resp_json(p, 200, out);
 }
 

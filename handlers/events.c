@@ -261,11 +261,35 @@ idem_to_cache(struct req *r, const char *key, const unsigned char hash[32], int 
 	free(v);
 }
 
+/*
+ * The answer to a batch event's info: Pusher puts the attributes of the
+ * event's channel directly in its batch element; an event sent to several
+ * channels (our extension) gets them per channel under "channels".
+ */
+static json_object *
+batch_element(const struct ev *e)
+{
+	json_object *el = json_object_new_object();
+
+	if (e->info == NULL)
+		return el;
+	if (e->nchannels != 1) {
+		json_object_object_add(el, "channels", json_object_get(e->info));
+		return el;
+	}
+	json_object_object_foreach(e->info, ch, attrs) {
+		(void)ch;
+		json_object_put(el);
+		return json_object_get(attrs);
+	}
+	return el;
+}
+
 /* The response body: {} or {"channels": ...} / {"batch": [...]} when info was asked. */
 static json_object *
 build_response(struct ev *evs, size_t n, int batch)
 {
-	json_object *out = json_object_new_object(), *arr, *info;
+	json_object *out = json_object_new_object(), *arr;
 	size_t i;
 	int any = 0;
 
@@ -278,12 +302,8 @@ build_response(struct ev *evs, size_t n, int batch)
 		return out;
 	}
 	arr = json_object_new_array();
-	for (i = 0; i < n; i++) {
-		info = json_object_new_object();
-		if (evs[i].info != NULL)
-			json_object_object_add(info, "channels", json_object_get(evs[i].info));
-		json_object_array_add(arr, info);
-	}
+	for (i = 0; i < n; i++)
+		json_object_array_add(arr, batch_element(&evs[i]));
 	json_object_object_add(out, "batch", arr);
 	return out;
 }

@@ -1,0 +1,298 @@
+// Fault injection (runs last): memcached down, MariaDB down and back, a worker killed.
+// Services are always restored in after hooks.
+'use strict';
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+const L = require('./lib');
+
+const q = L.sqlQuote;
+let app;
+
+function devstack(...args) {
+  const bin = process.env.SOCKUDO_DEVSTACK ||
+    path.join(process.env.SOCKUDO_SRCDIR || path.join(__dirname, '..', '..'), 'deploy', 'devstack');
+  const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 300000, env: process.env });
+  return { status: r.status, out: (r.stdout || '') + (r.stderr || '') };
+}
+
+function devstackOk(...args) {
+  const r = devstack(...args);
+  assert.equal(r.status, 0, `devstack ${args.join(' ')}: ${r.out}`);
+  return r.out;
+}
+
+function restoreAll() {
+  // every start is a no-op when the service already runs
+  for (const s of ['mariadb', 'memcached', 'pool', 'lighttpd']) devstack('start', s);
+}
+
+function poolPid() {
+  const run = process.env.SOCKUDO_RUN_DIR;
+  for (const f of ['sockudo-fcgi.pid', 'pool.pid']) {
+    const p = path.join(run, f);
+    if (fs.existsSync(p)) {
+      const pid = Number(fs.readFileSync(p, 'utf8').trim().split('\n')[0]);
+      if (pid > 0) return pid;
+    }
+  }
+  throw new Error(`no pool pid file in ${run}`);
+}
+
+function alive(pid) {
+  try { process.kill(pid, 0); } catch { return false; }
+  try { return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
+}
+
+function children(pid) {
+  const r = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' });
+  return (r.stdout || '').split('\n').filter(Boolean).map(Number).filter(alive);
+}
+
+const publish = (body, opts) => L.api(app).post('/events', body, opts);
+
+before(async () => {
+  restoreAll();
+  app = L.createApp('faults');
+  // make sure the stack is healthy before breaking it
+  await L.waitFor(async () => (await L.rawRequest({ path: '/up' })).status === 200,
+    { timeoutMs: 20000, what: '/up 200 before fault tests' });
+});
+
+after(() => restoreAll());
+
+describe('memcached down', () => {
+  const k1 = L.uniq('mc-k1');
+  const ch1 = L.uniq('mc-ch1');
+  let first;
+
+  before(async () => {
+    // an idempotent publish that memcached has seen
+    first = await publish({ name: 'e', channel: ch1, data: 'x', idempotency_key: k1, info: 'subscription_count' });
+    L.assertOk(first);
+    devstackOk('stop', 'memcached');
+  });
+
+  after(() => { devstack('start', 'memcached'); });
+
+  it('publish still succeeds, quickly', async () => {
+    const ch = L.uniq('mc-pub');
+    const t0 = Date.now();
+    const r = await publish({ name: 'e', channel: ch, data: 'x' });
+    const ms = Date.now() - t0;
+    L.assertOk(r);
+    assert.ok(ms < 2500, `publish took ${ms} ms with memcached down`);
+    assert.equal(L.countMessages(app.id, `channel = ${q(ch)}`), 1);
+  });
+
+  it('reads still succeed', async () => {
+    L.assertOk(await L.api(app).get('/channels'));
+    const r = await L.api(app).get(`/channels/${L.uniq('mc-read')}`, { info: 'subscription_count' });
+    L.assertOk(r);
+    assert.equal(r.json.occupied, false);
+    L.assertOk(await L.api(app).get(`/channels/presence-${L.uniq('mc-read')}/users`));
+  });
+
+  it('idempotency holds: same key twice → identical response, one row', async () => {
+    const ch = L.uniq('mc-idem');
+    const key = L.uniq('mc-k2');
+    const body = { name: 'e', channel: ch, data: 'x', idempotency_key: key, info: 'subscription_count' };
+    const r1 = await publish(body);
+    L.assertOk(r1);
+    const r2 = await publish(body);
+    assert.equal(r2.status, 200);
+    assert.deepEqual(r2.json, r1.json);
+    assert.equal(L.countMessages(app.id, `channel = ${q(ch)}`), 1);
+    const r3 = await publish({ ...body, data: 'changed' });
+    L.assertError(r3, 409, 'idempotency_conflict');
+  });
+
+  it('a key first seen while memcached was up still dedupes', async () => {
+    const r = await publish({ name: 'e', channel: ch1, data: 'x', idempotency_key: k1, info: 'subscription_count' });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json, first.json);
+    assert.equal(L.countMessages(app.id, `channel = ${q(ch1)}`), 1);
+  });
+
+  it('/up → 503 naming memcached', async () => {
+    const r = await L.rawRequest({ path: '/up' });
+    assert.equal(r.status, 503);
+    assert.match(r.body, /memcache/i);
+  });
+
+  it('after a restart (empty memcached) the key still dedupes and /up recovers', async () => {
+    devstackOk('start', 'memcached');
+    const r = await publish({ name: 'e', channel: ch1, data: 'x', idempotency_key: k1, info: 'subscription_count' });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json, first.json);
+    assert.equal(L.countMessages(app.id, `channel = ${q(ch1)}`), 1);
+    await L.waitFor(async () => (await L.rawRequest({ path: '/up' })).status === 200,
+      { timeoutMs: 15000, what: '/up 200 after memcached restart' });
+  });
+});
+
+describe('MariaDB down and back', () => {
+  let pid0;
+  let unused;            // an app never used before the outage (not in any cache)
+  const attempts = [];   // background publishes: {ch, key, status}
+  let stopLoop = false;
+  let loop;
+
+  before(async () => {
+    pid0 = poolPid();
+    unused = L.createApp('faults-cold');
+    // warm this app into every worker's cache
+    for (let i = 0; i < 8; i++) L.assertOk(await publish({ name: 'warm', channel: L.uniq('warm'), data: 'x' }));
+    loop = (async () => {
+      let i = 0;
+      while (!stopLoop) {
+        const ch = L.uniq(`bg${i++}`);
+        const key = L.uniq('bgk');
+        const rec = { ch, key, status: 0 };
+        attempts.push(rec);
+        try {
+          const r = await publish({ name: 'bg', channel: ch, data: 'x', idempotency_key: key }, { timeoutMs: 10000 });
+          rec.status = r.status;
+        } catch (e) {
+          rec.status = -1;
+          rec.error = e.message;
+        }
+        await L.sleep(50);
+      }
+    })();
+    await L.sleep(300);
+    devstackOk('stop', 'mariadb');
+  });
+
+  after(async () => {
+    stopLoop = true;
+    devstack('start', 'mariadb');
+    await loop;
+  });
+
+  it('publish → 503 within 2.5 s, JSON error and Retry-After', async () => {
+    for (let i = 0; i < 6; i++) {
+      const ch = L.uniq('db-down');
+      const t0 = Date.now();
+      const r = await publish({ name: 'e', channel: ch, data: 'x' });
+      const ms = Date.now() - t0;
+      assert.ok(ms < 2500, `attempt ${i}: answered in ${ms} ms`);
+      L.assertError(r, 503);
+      assert.ok(r.headers['retry-after'], `attempt ${i}: no Retry-After`);
+      assert.match(String(r.headers['retry-after']), /^\d+$/);
+      assert.doesNotMatch(r.body, /mysql|mariadb_|errno|\.c:\d+|socket \//i, 'error leaks internals');
+    }
+  });
+
+  it('an app not in any cache → 503, not 401', async () => {
+    const t0 = Date.now();
+    const r = await L.api(unused).post('/events', { name: 'e', channel: L.uniq('cold'), data: 'x' });
+    assert.ok(Date.now() - t0 < 2500, 'too slow');
+    L.assertError(r, 503);
+    assert.ok(r.headers['retry-after'], 'no Retry-After');
+  });
+
+  it('reads answer 200 (from cache) or 503 with Retry-After, never another 5xx', async () => {
+    for (const sub of ['/channels', `/channels/${L.uniq('dbr')}`]) {
+      const t0 = Date.now();
+      const r = await L.api(app).get(sub);
+      assert.ok(Date.now() - t0 < 2500, `${sub} too slow`);
+      assert.ok(r.status === 200 || r.status === 503, `${sub}: ${r.status} ${r.body}`);
+      if (r.status === 503) {
+        L.assertError(r, 503);
+        assert.ok(r.headers['retry-after']);
+      }
+    }
+  });
+
+  it('/up → 503 naming the database; /live still 200', async () => {
+    const r = await L.rawRequest({ path: '/up' });
+    assert.equal(r.status, 503);
+    assert.match(r.body, /maria|mysql|database|\bdb\b/i);
+    assert.equal((await L.rawRequest({ path: '/live' })).status, 200);
+  });
+
+  it('after MariaDB starts, the same pool serves publishes again within 20 s', async () => {
+    devstackOk('start', 'mariadb');
+    const t0 = Date.now();
+    await L.waitFor(async () => (await publish({ name: 'e', channel: L.uniq('back'), data: 'x' })).status === 200,
+      { timeoutMs: 20000, intervalMs: 250, what: 'a 200 publish after MariaDB restart' });
+    const took = Date.now() - t0;
+    assert.equal(poolPid(), pid0, 'the pool was restarted');
+    assert.ok(alive(pid0), 'the pool supervisor is gone');
+    await L.sleep(1000);
+    // every worker thread must have recovered its connection
+    const seq = [];
+    for (let i = 0; i < 20; i++) seq.push(await publish({ name: 'e', channel: L.uniq('back-seq'), data: 'x' }));
+    const par = await Promise.all(Array.from({ length: 16 }, () =>
+      publish({ name: 'e', channel: L.uniq('back-par'), data: 'x' })));
+    const bad = [...seq, ...par].filter((r) => r.status !== 200);
+    assert.equal(bad.length, 0, `after recovery (${took} ms): ${bad.map((r) => `${r.status} ${r.body}`).join('; ')}`);
+    // the cold app can authenticate now too
+    L.assertOk(await L.api(unused).post('/events', { name: 'e', channel: L.uniq('cold2'), data: 'x' }));
+  });
+
+  it('nothing acknowledged was lost; retried 5xx publishes store exactly once', async () => {
+    stopLoop = true;
+    await loop;
+    const acked = attempts.filter((a) => a.status === 200);
+    const failed = attempts.filter((a) => a.status !== 200);
+    assert.ok(acked.length > 0, 'the background publisher never got a 200');
+    assert.ok(failed.some((a) => a.status === 503), `no background publish saw the outage: ${attempts.map((a) => a.status)}`);
+    const unexpected = failed.filter((a) => a.status !== 503);
+    assert.deepEqual(unexpected.map((a) => `${a.status} ${a.error || ''}`), [], 'statuses other than 200/503 during the outage');
+    for (const a of acked) {
+      assert.equal(L.countMessages(app.id, `channel = ${q(a.ch)}`), 1, `acknowledged publish to ${a.ch} not stored once`);
+    }
+    // SPEC 2: a 5xx is safe to retry with the same idempotency key
+    for (const a of failed) {
+      const r = await publish({ name: 'bg', channel: a.ch, data: 'x', idempotency_key: a.key });
+      L.assertOk(r);
+      assert.equal(L.countMessages(app.id, `channel = ${q(a.ch)}`), 1, `retry of ${a.ch} not stored exactly once`);
+    }
+  });
+
+  it('/up → 200 again', async () => {
+    await L.waitFor(async () => (await L.rawRequest({ path: '/up' })).status === 200,
+      { timeoutMs: 20000, what: '/up 200 after MariaDB restart' });
+  });
+});
+
+describe('a worker killed with SIGKILL', () => {
+  it('is replaced and requests keep succeeding', async () => {
+    const pid = poolPid();
+    const before0 = children(pid);
+    assert.ok(before0.length >= 1, `no worker processes under pool pid ${pid}`);
+    const victim = before0[0];
+    process.kill(victim, 'SIGKILL');
+    const now = await L.waitFor(() => {
+      const c = children(pid);
+      return !c.includes(victim) && c.length >= before0.length && c.some((x) => !before0.includes(x)) ? c : null;
+    }, { timeoutMs: 15000, intervalMs: 100, what: 'a replacement worker' });
+    assert.equal(now.length, before0.length);
+    assert.ok(alive(pid), 'the supervisor died');
+    for (let i = 0; i < 20; i++) {
+      const ch = L.uniq('after-kill');
+      L.assertOk(await publish({ name: 'e', channel: ch, data: 'x' }));
+      assert.equal(L.countMessages(app.id, `channel = ${q(ch)}`), 1);
+    }
+    const par = await Promise.all(Array.from({ length: 16 }, () => L.api(app).get('/channels')));
+    for (const r of par) L.assertOk(r);
+  });
+
+  it('killing every worker at once: all are replaced', async () => {
+    const pid = poolPid();
+    const before0 = children(pid);
+    for (const c of before0) process.kill(c, 'SIGKILL');
+    await L.waitFor(() => {
+      const c = children(pid);
+      return c.length >= before0.length && c.every((x) => !before0.includes(x));
+    }, { timeoutMs: 15000, intervalMs: 100, what: 'all workers replaced' });
+    await L.waitFor(async () => (await L.api(app).get('/channels')).status === 200,
+      { timeoutMs: 10000, what: 'service after replacing every worker' });
+    for (let i = 0; i < 10; i++) L.assertOk(await publish({ name: 'e', channel: L.uniq('k-all'), data: 'x' }));
+  });
+});
