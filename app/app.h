@@ -228,6 +228,17 @@ struct db;
 struct cache;
 
 struct app_cache_entry;
+struct local_entry;
+
+/* A share of an app's per-second request budget, taken from memcached. */
+struct rate_lease {
+	char		app[65];
+	int		cls;		/* R_PUBLISH or R_READ */
+	int64_t		sec;		/* the wall-clock second it is for */
+	int		left;
+};
+
+#define WORKER_LEASES 16
 
 /* Per-thread state: nothing here is shared between threads. */
 struct worker {
@@ -235,18 +246,46 @@ struct worker {
 	struct db		*db;
 	struct cache		*cache;
 	struct app_cache_entry	*apps;		/* small in-process app cache */
-	size_t			 napps;
+	struct local_entry	*local;		/* hot shared-cache values */
+	struct rate_lease	 leases[WORKER_LEASES];
+	struct groupcommit	*publishes;	/* shared by the process's threads */
 };
 
 struct worker	*worker_new(const struct config *);
 void		 worker_free(struct worker *);
 int		 worker_app_by_key(struct worker *, const char *key, struct app *);
 int		 worker_app_by_id(struct worker *, const char *id, struct app *);
+char		*worker_local_get(struct worker *, const char *key, int64_t max_age_ms);
+void		 worker_local_put(struct worker *, const char *key, int64_t born_ms,
+		    const char *payload);
 
 /* ---- fcgi.c: the only user of <fcgiapp.h> ------------------------ */
 
 int	fcgi_open_listen(const char *addr);
 int	fcgi_serve(int listenfd, const struct config *, volatile int *stop);
+
+/* ---- groupcommit.c ----------------------------------------------- */
+
+#define GC_MAX_GROUP 32
+
+struct gc_item {
+	struct gc_item	*next;
+	int		 done;
+	int		 rc;		/* set by ops->run */
+	void		*arg;		/* the submitter's work */
+};
+
+struct gc_ops {
+	int	(*conflicts)(const struct gc_item *, struct gc_item *const *group, size_t n);
+	void	(*run)(struct gc_item **group, size_t n, void *ctx);
+};
+
+struct groupcommit;
+
+struct groupcommit *gc_new(size_t max);
+void		 gc_free(struct groupcommit *);
+int		 gc_submit(struct groupcommit *, struct gc_item *, const struct gc_ops *,
+		    void *ctx);
 
 /* ---- pool.c ------------------------------------------------------- */
 

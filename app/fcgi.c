@@ -48,6 +48,7 @@ struct serve {
 	const struct config	*cfg;
 	volatile int		*stop;
 	pthread_mutex_t		 accept_mu;
+	struct groupcommit	*publishes;
 };
 
 /* Copy a FastCGI parameter: libfcgi's storage dies at FCGX_Finish_r. */
@@ -203,6 +204,7 @@ serve_thread(void *arg)
 		log_error("worker: cannot allocate thread state");
 		return NULL;
 	}
+	w->publishes = s->publishes;
 	FCGX_InitRequest(&fr, s->listenfd, 0);
 	while (!*s->stop) {
 		/* one thread at a time waits on the socket; the rest queue here */
@@ -244,8 +246,12 @@ fcgi_serve(int listenfd, const struct config *cfg, volatile int *stop)
 	if (flags < 0 || fcntl(listenfd, F_SETFL, flags | O_NONBLOCK) < 0)
 		return -1;
 	pthread_mutex_init(&s.accept_mu, NULL);
-	if ((tids = calloc((size_t)n, sizeof(*tids))) == NULL)
+	/* a group can hold at most one publish per thread */
+	if ((s.publishes = gc_new((size_t)n)) == NULL ||
+	    (tids = calloc((size_t)n, sizeof(*tids))) == NULL) {
+		gc_free(s.publishes);
 		return -1;
+	}
 	for (i = 0; i < n; i++)
 		if (pthread_create(&tids[i], NULL, serve_thread, &s) != 0) {
 			log_error("cannot start thread %d", i);
@@ -256,6 +262,7 @@ fcgi_serve(int listenfd, const struct config *cfg, volatile int *stop)
 	for (i = 0; i < n; i++)
 		pthread_join(tids[i], NULL);
 	free(tids);
+	gc_free(s.publishes);
 	pthread_mutex_destroy(&s.accept_mu);
 	return 0;
 }

@@ -131,28 +131,63 @@ route_find(struct req *r, struct resp *p)
 /*
  * Per-app request rate per second, counted in memcached so the limit
  * holds across every worker and host (SPEC 10).  A window is one wall
- * clock second.  If memcached is down the request is let through: the
- * limit protects the service, it must not take it down.
+ * clock second.  Each thread takes a share of the budget at once (a
+ * lease of up to 1/64 of the limit, so one round trip serves many
+ * requests) and never admits more than memcached granted it: the total
+ * across the pool stays within the limit.  Small limits lease one
+ * request at a time and so are exact.  If memcached is down the request
+ * is let through: the limit protects the service, it must not take it
+ * down.
  */
 static int
 rate_limit(struct req *r, struct resp *p, unsigned flags)
 {
-	const char *cls = (flags & R_PUBLISH) ? "p" : "r";
-	int limit = (flags & R_PUBLISH) ? r->app.max_publish_rps : r->app.max_read_rps;
-	char key[80], sec[24];
-	uint64_t n;
+	int cls = (flags & R_PUBLISH) ? R_PUBLISH : R_READ;
+	int limit = cls == R_PUBLISH ? r->app.max_publish_rps : r->app.max_read_rps;
+	int64_t sec = now_ms() / 1000;
+	struct rate_lease *l = NULL;
+	char key[80], secs[24];
+	uint64_t n, chunk, before;
+	size_t i;
 
 	if (!(flags & (R_PUBLISH | R_READ)) || limit <= 0)
 		return 0;
-	snprintf(sec, sizeof(sec), "%lld", (long long)(now_ms() / 1000));
-	cache_key(key, "rl", r->app.id, cls, sec);
-	if (cache_incr(r->w->cache, key, 2, &n) != 0)
+	for (i = 0; i < WORKER_LEASES; i++) {
+		l = &r->w->leases[i];
+		if (l->cls == cls && strcmp(l->app, r->app.id) == 0)
+			break;
+		l = NULL;
+	}
+	if (l != NULL && l->sec == sec && l->left > 0) {
+		l->left--;
 		return 0;
-	if (n <= (uint64_t)limit)
+	}
+	if (l == NULL) {
+		/* replace the lease least likely to be in use: the oldest */
+		l = &r->w->leases[0];
+		for (i = 1; i < WORKER_LEASES; i++)
+			if (r->w->leases[i].sec < l->sec)
+				l = &r->w->leases[i];
+		snprintf(l->app, sizeof(l->app), "%s", r->app.id);
+		l->cls = cls;
+	}
+	l->sec = sec;
+	l->left = 0;
+	chunk = (uint64_t)limit / 64;
+	chunk = chunk < 1 ? 1 : chunk > 64 ? 64 : chunk;
+	snprintf(secs, sizeof(secs), "%lld", (long long)sec);
+	cache_key(key, "rl", r->app.id, cls == R_PUBLISH ? "p" : "r", secs);
+	if (cache_incr(r->w->cache, key, chunk, 2, &n) != 0)
 		return 0;
+	before = n - chunk;
+	if (before < (uint64_t)limit) {
+		/* this request uses one of the granted slots */
+		l->left = (int)((uint64_t)limit - before < chunk ? (uint64_t)limit - before : chunk) - 1;
+		return 0;
+	}
 	p->retry_after = 1;
 	return resp_error(p, 429, "rate_limited", "more than %d %s requests per second",
-	    limit, (flags & R_PUBLISH) ? "publish" : "read");
+	    limit, cls == R_PUBLISH ? "publish" : "read");
 }
 
 /* A JSON media type: application/json with optional parameters. */

@@ -9,6 +9,19 @@
 #include "db/db.h"
 
 #define APP_CACHE_SLOTS 64
+#define LOCAL_SLOTS 64
+#define LOCAL_MAX_PAYLOAD 4096
+
+/*
+ * A value this thread read from the shared cache, kept with the time it
+ * was read from the store (born_ms), so keeping it here never makes it
+ * older than the shared cache's own bound.
+ */
+struct local_entry {
+	char	 key[80];
+	int64_t	 born_ms;
+	char	*payload;
+};
 
 struct app_cache_entry {
 	char		 lookup[72];	/* "k:<key>" or "i:<id>" */
@@ -28,7 +41,8 @@ worker_new(const struct config *c)
 	w->db = db_new(c);
 	w->cache = cache_new(c);
 	w->apps = calloc(APP_CACHE_SLOTS, sizeof(*w->apps));
-	if (w->db == NULL || w->cache == NULL || w->apps == NULL) {
+	w->local = calloc(LOCAL_SLOTS, sizeof(*w->local));
+	if (w->db == NULL || w->cache == NULL || w->apps == NULL || w->local == NULL) {
 		worker_free(w);
 		return NULL;
 	}
@@ -40,9 +54,14 @@ worker_free(struct worker *w)
 {
 	if (w == NULL)
 		return;
+	size_t i;
+
 	db_free(w->db);
 	cache_free(w->cache);
 	free(w->apps);
+	for (i = 0; w->local != NULL && i < LOCAL_SLOTS; i++)
+		free(w->local[i].payload);
+	free(w->local);
 	free(w);
 }
 
@@ -103,4 +122,41 @@ int
 worker_app_by_id(struct worker *w, const char *id, struct app *out)
 {
 	return lookup(w, "id", id, out);
+}
+
+static struct local_entry *
+local_slot(struct worker *w, const char *key)
+{
+	unsigned h = 5381;
+	const char *p;
+
+	for (p = key; *p != '\0'; p++)
+		h = h * 33 + (unsigned char)*p;
+	return &w->local[h % LOCAL_SLOTS];
+}
+
+/* A copy of key's payload if it was born less than max_age_ms ago; NULL otherwise. */
+char *
+worker_local_get(struct worker *w, const char *key, int64_t max_age_ms)
+{
+	struct local_entry *e = local_slot(w, key);
+
+	if (e->payload == NULL || strcmp(e->key, key) != 0 ||
+	    now_ms() - e->born_ms >= max_age_ms)
+		return NULL;
+	return strdup(e->payload);
+}
+
+/* Remember a payload born (read from the store) at born_ms; evicts the slot's old value. */
+void
+worker_local_put(struct worker *w, const char *key, int64_t born_ms, const char *payload)
+{
+	struct local_entry *e = local_slot(w, key);
+
+	if (strlen(payload) > LOCAL_MAX_PAYLOAD || strlen(key) >= sizeof(e->key))
+		return;
+	free(e->payload);
+	e->payload = strdup(payload);
+	snprintf(e->key, sizeof(e->key), "%s", key);
+	e->born_ms = born_ms;
 }

@@ -131,13 +131,13 @@ cache_delete(struct cache *k, const char *key)
 	return (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND) ? 0 : -1;
 }
 
-/* Atomically add one, creating the counter at 1 with a ttl. */
+/* Atomically add delta, creating the counter at delta with a ttl. */
 int
-cache_incr(struct cache *k, const char *key, int ttl, uint64_t *out)
+cache_incr(struct cache *k, const char *key, uint64_t delta, int ttl, uint64_t *out)
 {
 	memcached_return_t rc;
 
-	rc = memcached_increment_with_initial(k->mc, key, strlen(key), 1, 1,
+	rc = memcached_increment_with_initial(k->mc, key, strlen(key), delta, delta,
 	    (time_t)ttl, out);
 	if (rc != MEMCACHED_SUCCESS) {
 		log_debug("memcached: incr: %s", memcached_strerror(k->mc, rc));

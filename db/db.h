@@ -34,6 +34,8 @@ int		 db_ping(struct db *);
 int		 db_begin(struct db *);
 int		 db_commit(struct db *);
 void		 db_rollback(struct db *);
+int		 db_savepoint(struct db *, const char *name);
+int		 db_rollback_to(struct db *, const char *name);
 
 /* Statement parameters and result columns. */
 enum db_type { DBT_NULL, DBT_STR, DBT_I64 };
@@ -91,9 +93,20 @@ int	db_idem_claim(struct db *, const char *app_id, const char *key,
 	    const unsigned char hash[32], int ttl_s, int64_t now, struct idem_row *);
 int	db_idem_store(struct db *, const char *app_id, const char *key, int status,
 	    const char *response);
-int	db_message_insert(struct db *, const char *app_id, const char *channel,
-	    const char *name, const char *data, size_t datalen, const char *socket_id,
-	    const char *message_serial, int64_t now, long long *serial);
+/* One event on one channel, to append to that channel's history. */
+struct pub_row {
+	const char	*app_id;
+	const char	*channel;
+	const char	*name;
+	const char	*data;
+	size_t		 datalen;
+	const char	*socket_id;	/* or NULL */
+	const char	*message_serial;
+	int64_t		 published_at_ms;
+	long long	 serial;	/* out: the channel's history serial */
+};
+
+int	db_messages_append(struct db *, struct pub_row *, size_t n);
 void	message_serial_new(char out[32], int64_t now);
 int	db_channel_last_event(struct db *, const char *app_id, const char *channel,
 	    json_object **out);
@@ -126,7 +139,8 @@ int		 cache_get(struct cache *, const char *key, char **val, size_t *len);
 int		 cache_set(struct cache *, const char *key, const char *val, size_t len,
 		    int ttl_s);
 int		 cache_delete(struct cache *, const char *key);
-int		 cache_incr(struct cache *, const char *key, int ttl_s, uint64_t *out);
+int		 cache_incr(struct cache *, const char *key, uint64_t delta, int ttl_s,
+		    uint64_t *out);
 int		 cache_ping(struct cache *);
 void		 cache_key(char out[80], const char *prefix, const char *a,
 		    const char *b, const char *c);

@@ -14,7 +14,7 @@
 #include "db.h"
 
 #define MAX_STMTS 128
-#define MAX_PARAMS 16
+#define MAX_PARAMS 128	/* a 16-row INSERT of 8 columns */
 
 struct stmt_slot {
 	const char	*sql;		/* static text; compared by address */
@@ -413,6 +413,25 @@ db_rollback(struct db *d)
 	if (d->my != NULL && mysql_rollback(d->my) != 0)
 		db_fail(d, mysql_errno(d->my), "rollback", mysql_error(d->my));
 	d->in_tx = 0;
+}
+
+/* Savepoint names are fixed words of ours, never request data. */
+int
+db_savepoint(struct db *d, const char *name)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "SAVEPOINT %s", name);
+	return db_simple(d, sql);
+}
+
+int
+db_rollback_to(struct db *d, const char *name)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT %s", name);
+	return db_simple(d, sql);
 }
 
 /* Run a schema file: statements end with ';' at the end of a line. */

@@ -10,43 +10,52 @@
 #include "db/db.h"
 
 /*
- * A cached value is "<unix ms> <payload>"; it is used while younger than
- * channel_cache_ttl_ms (at most 2 s, SPEC 4).  Checking the age here,
- * not with memcached's whole-second expiry, keeps the staleness bound.
+ * A cached value is "<unix ms> <payload>", the time being when it was read
+ * from MariaDB; it is used while younger than channel_cache_ttl_ms (at
+ * most 2 s, SPEC 4).  Checking the age here, not with memcached's
+ * whole-second expiry, keeps the staleness bound; a hot value is also
+ * kept by this thread with the same birth time, which saves the memcached
+ * round trip without making it any staler.
  */
 static char *
 cache_fresh(struct req *r, const char *key)
 {
-	char *val = NULL, *sp;
+	int64_t ttl = r->cfg->channel_cache_ttl_ms;
+	char *val = NULL, *sp, *payload = NULL;
 	size_t len;
 	long long at;
 
-	if (r->cfg->channel_cache_ttl_ms == 0 || cache_get(r->w->cache, key, &val, &len) != 0)
+	if (ttl == 0)
+		return NULL;
+	if ((payload = worker_local_get(r->w, key, ttl)) != NULL)
+		return payload;
+	if (cache_get(r->w->cache, key, &val, &len) != 0)
 		return NULL;
 	if ((sp = memchr(val, ' ', len)) != NULL) {
 		*sp = '\0';
-		if (str_to_ll(val, 0, INT64_MAX, &at) == 0 &&
-		    now_ms() - at < r->cfg->channel_cache_ttl_ms) {
-			char *payload = strndup(sp + 1, len - (size_t)(sp + 1 - val));
-			free(val);
-			return payload;
+		if (str_to_ll(val, 0, INT64_MAX, &at) == 0 && now_ms() - at < ttl) {
+			payload = strndup(sp + 1, len - (size_t)(sp + 1 - val));
+			if (payload != NULL)
+				worker_local_put(r->w, key, at, payload);
 		}
 	}
 	free(val);
-	return NULL;
+	return payload;
 }
 
 static void
 cache_store(struct req *r, const char *key, const char *payload)
 {
+	int64_t born = now_ms();
 	char *v = NULL;
 	int n;
 
 	if (r->cfg->channel_cache_ttl_ms == 0)
 		return;
-	if ((n = asprintf(&v, "%lld %s", (long long)now_ms(), payload)) > 0)
+	if ((n = asprintf(&v, "%lld %s", (long long)born, payload)) > 0)
 		(void)cache_set(r->w->cache, key, v, (size_t)n, 2);
 	free(v);
+	worker_local_put(r->w, key, born, payload);
 }
 
 /* Subscription and presence-user counts of one channel; DB_* on failure. */

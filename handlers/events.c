@@ -12,7 +12,6 @@
 
 #define MAX_IDEM_KEY 128
 #define TX_ATTEMPTS 3
-#define ANSWERED (-100)	/* publish_tx answered from a stored response */
 
 /* One validated event.  Strings are borrowed from the request's JSON. */
 struct ev {
@@ -27,8 +26,9 @@ struct ev {
 	unsigned char	  hash[32];
 	int		  info_subs, info_users;
 	char		(*serials)[32];	/* one message_serial per channel */
-	int		  dup;		/* the key was seen: not published again */
 	json_object	 *info;		/* per-channel info, owned, or NULL */
+	int		  dup;		/* its key was seen: not published again */
+	json_object	 *stored;	/* with dup: the first answer's info, owned */
 };
 
 static void
@@ -39,6 +39,8 @@ ev_free(struct ev *e)
 	free(e->serials);
 	if (e->info != NULL)
 		json_object_put(e->info);
+	if (e->stored != NULL)
+		json_object_put(e->stored);
 }
 
 /* A string member (also under its camelCase alias); NULL when absent. */
@@ -269,15 +271,15 @@ idem_to_cache(struct req *r, const char *key, const unsigned char hash[32], int 
 static json_object *
 batch_element(const struct ev *e)
 {
-	json_object *el = json_object_new_object();
+	json_object *el = json_object_new_object(), *info = e->dup ? e->stored : e->info;
 
-	if (e->info == NULL)
+	if (info == NULL)
 		return el;
 	if (e->nchannels != 1) {
-		json_object_object_add(el, "channels", json_object_get(e->info));
+		json_object_object_add(el, "channels", json_object_get(info));
 		return el;
 	}
-	json_object_object_foreach(e->info, ch, attrs) {
+	json_object_object_foreach(info, ch, attrs) {
 		(void)ch;
 		json_object_put(el);
 		return json_object_get(attrs);
@@ -294,7 +296,7 @@ build_response(struct ev *evs, size_t n, int batch)
 	int any = 0;
 
 	for (i = 0; i < n; i++)
-		any |= evs[i].info != NULL;
+		any |= (evs[i].dup ? evs[i].stored : evs[i].info) != NULL;
 	if (!any)
 		return out;
 	if (!batch) {
@@ -309,131 +311,303 @@ build_response(struct ev *evs, size_t n, int batch)
 }
 
 /*
- * One attempt at the publish transaction.  Returns 0 with *out set, an
- * HTTP status (409) with p filled, or a DB_* code for the caller.
+ * A request's publish as queued for group commit (app/groupcommit.c):
+ * the leader thread runs it, on its own connection, in one transaction
+ * with other requests' publishes.
+ */
+struct pub {
+	struct req		*r;
+	struct resp		*p;
+	struct ev		*evs;
+	size_t			 n;
+	const char		*req_key;	/* request-level key or NULL */
+	const unsigned char	*req_hash;
+	int			 batch;
+	int64_t			 now;
+	int			 answered;	/* p holds a stored answer or a 409 */
+	json_object		*out;		/* the answer once committed */
+};
+
+/* Forget what an earlier attempt at the transaction decided. */
+static void
+pub_reset(struct pub *u)
+{
+	size_t i;
+
+	u->answered = 0;
+	if (u->out != NULL)
+		json_object_put(u->out);
+	u->out = NULL;
+	for (i = 0; i < u->n; i++) {
+		u->evs[i].dup = 0;
+		if (u->evs[i].stored != NULL)
+			json_object_put(u->evs[i].stored);
+		u->evs[i].stored = NULL;
+	}
+}
+
+static int
+pub_has_keys(const struct pub *u)
+{
+	size_t i;
+
+	for (i = 0; i < u->n; i++)
+		if (u->evs[i].idem_key != NULL)
+			return 1;
+	return u->req_key != NULL;
+}
+
+/*
+ * Claim a publish's idempotency keys.  Returns 0 to go on publishing,
+ * 1 when the publish is answered (a repeat, or a 409: its claims are
+ * undone to the savepoint), or a DB_* code.
  */
 static int
-publish_tx(struct req *r, struct resp *p, struct ev *evs, size_t n, const char *req_key,
-    const unsigned char req_hash[32], int batch, json_object **out, int64_t now)
+pub_claim(struct db *d, struct pub *u)
 {
-	struct db *d = r->w->db;
+	const char *app = u->r->app.id;
+	int ttl = u->r->app.idempotency_ttl_s, rc;
 	struct idem_row ir;
-	const char *body;
-	size_t i, c;
-	long long serial;
-	int rc, ttl = r->app.idempotency_ttl_s;
+	size_t i;
 
-	if ((rc = db_begin(d)) != 0)
-		return rc;
-	if (req_key != NULL) {
-		rc = db_idem_claim(d, r->app.id, req_key, req_hash, ttl, now, &ir);
+	if (u->req_key != NULL) {
+		rc = db_idem_claim(d, app, u->req_key, u->req_hash, ttl, u->now, &ir);
 		if (rc == DB_CONFLICT) {
-			db_rollback(d);
-			rc = idem_reply(p, ir.hash, req_hash, ir.status, ir.response);
+			idem_reply(u->p, ir.hash, u->req_hash, ir.status, ir.response);
 			free(ir.response);
-			return rc ? rc : ANSWERED;
+			u->answered = 1;
+			return 1;
 		}
 		if (rc != 0)
-			goto fail;
+			return rc;
 	}
-	for (i = 0; i < n; i++) {
-		struct ev *e = &evs[i];
-		if (e->idem_key != NULL) {
-			rc = db_idem_claim(d, r->app.id, e->idem_key, e->hash, ttl, now, &ir);
-			if (rc == DB_CONFLICT) {
-				if (memcmp(ir.hash, e->hash, 32) != 0) {
-					free(ir.response);
-					db_rollback(d);
-					return resp_error(p, 409, "idempotency_conflict",
-					    "batch[%zu]: this idempotency key was used with a "
-					    "different payload", i);
-				}
-				e->dup = 1;
-				if (e->info != NULL)
-					json_object_put(e->info);
-				e->info = *ir.response ? json_tokener_parse(ir.response) : NULL;
-				free(ir.response);
-				continue;
-			}
-			if (rc != 0)
-				goto fail;
-		}
-		for (c = 0; c < e->nchannels; c++)
-			if ((rc = db_message_insert(d, r->app.id, e->channels[c], e->name,
-			    e->datap, e->datalen, e->socket_id, e->serials[c], now, &serial)) != 0)
-				goto fail;
-	}
-	*out = build_response(evs, n, batch);
-	for (i = 0; i < n; i++) {
-		if (evs[i].idem_key == NULL || evs[i].dup)
+	for (i = 0; i < u->n; i++) {
+		struct ev *e = &u->evs[i];
+		if (e->idem_key == NULL)
 			continue;
-		body = evs[i].info ? json_object_to_json_string_ext(evs[i].info,
+		rc = db_idem_claim(d, app, e->idem_key, e->hash, ttl, u->now, &ir);
+		if (rc != DB_CONFLICT) {
+			if (rc != 0)
+				return rc;
+			continue;
+		}
+		if (memcmp(ir.hash, e->hash, 32) != 0) {
+			free(ir.response);
+			if ((rc = db_rollback_to(d, "pub")) != 0)
+				return rc;
+			resp_error(u->p, 409, "idempotency_conflict", "batch[%zu]: this "
+			    "idempotency key was used with a different payload", i);
+			u->answered = 1;
+			return 1;
+		}
+		e->dup = 1;
+		e->stored = *ir.response ? json_tokener_parse(ir.response) : NULL;
+		free(ir.response);
+	}
+	return 0;
+}
+
+/* Record the answers under the keys this publish claimed. */
+static int
+pub_store_answers(struct db *d, struct pub *u)
+{
+	const char *app = u->r->app.id, *body;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < u->n; i++) {
+		if (u->evs[i].idem_key == NULL || u->evs[i].dup)
+			continue;
+		body = u->evs[i].info ? json_object_to_json_string_ext(u->evs[i].info,
 		    JSON_C_TO_STRING_PLAIN) : "";
-		if ((rc = db_idem_store(d, r->app.id, evs[i].idem_key, 200, body)) != 0)
+		if ((rc = db_idem_store(d, app, u->evs[i].idem_key, 200, body)) != 0)
+			return rc;
+	}
+	if (u->req_key != NULL)
+		return db_idem_store(d, app, u->req_key, 200,
+		    json_object_to_json_string_ext(u->out, JSON_C_TO_STRING_PLAIN));
+	return 0;
+}
+
+/*
+ * One transaction for a group of publishes: claims, then every new event
+ * row in one append, then the answers.  Returns 0 (each publish then has
+ * out or is answered) or a DB_* code with everything rolled back.
+ */
+static int
+group_tx(struct db *d, struct pub **g, size_t n)
+{
+	struct pub_row *rows = NULL;
+	size_t i, k, c, nrows = 0;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		pub_reset(g[i]);
+		for (k = 0; k < g[i]->n; k++)
+			nrows += g[i]->evs[k].nchannels;
+	}
+	if ((rows = calloc(nrows ? nrows : 1, sizeof(*rows))) == NULL)
+		return DB_ERROR;
+	if ((rc = db_begin(d)) != 0)
+		goto out;
+	nrows = 0;
+	for (i = 0; i < n; i++) {
+		struct pub *u = g[i];
+		if (pub_has_keys(u) && (rc = db_savepoint(d, "pub")) != 0)
+			goto fail;
+		if ((rc = pub_claim(d, u)) < 0)
+			goto fail;
+		if (rc == 1)
+			continue;
+		for (k = 0; k < u->n; k++) {
+			struct ev *e = &u->evs[k];
+			for (c = 0; !e->dup && c < e->nchannels; c++)
+				rows[nrows++] = (struct pub_row){ .app_id = u->r->app.id,
+				    .channel = e->channels[c], .name = e->name, .data = e->datap,
+				    .datalen = e->datalen, .socket_id = e->socket_id,
+				    .message_serial = e->serials[c], .published_at_ms = u->now };
+		}
+	}
+	if (nrows > 0 && (rc = db_messages_append(d, rows, nrows)) != 0)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		if (g[i]->answered)
+			continue;
+		g[i]->out = build_response(g[i]->evs, g[i]->n, g[i]->batch);
+		if ((rc = pub_store_answers(d, g[i])) != 0)
 			goto fail;
 	}
-	if (req_key != NULL && (rc = db_idem_store(d, r->app.id, req_key, 200,
-	    json_object_to_json_string_ext(*out, JSON_C_TO_STRING_PLAIN))) != 0)
-		goto fail;
-	if ((rc = db_commit(d)) != 0)
-		goto fail;
-	return 0;
+	if ((rc = db_commit(d)) == 0)
+		goto out;
 fail:
 	db_rollback(d);
-	if (*out != NULL) {
-		json_object_put(*out);
-		*out = NULL;
+	for (i = 0; i < n; i++)
+		pub_reset(g[i]);
+out:
+	free(rows);
+	return rc;
+}
+
+/* group_tx, redone on a deadlock or lock-wait timeout (nothing was committed). */
+static int
+group_tx_retry(struct db *d, struct pub **g, size_t n)
+{
+	int rc, attempt;
+
+	for (attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
+		rc = group_tx(d, g, n);
+		if (rc != DB_ERROR || (db_last_errno(d) != 1213 && db_last_errno(d) != 1205))
+			break;
 	}
 	return rc;
 }
 
+/* gc_ops.run: commit a group; if it fails for a reason of its own, each publish alone. */
+static void
+pub_run(struct gc_item **items, size_t n, void *ctx)
+{
+	struct worker *w = ctx;
+	struct pub *g[GC_MAX_GROUP];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		g[i] = items[i]->arg;
+	rc = group_tx_retry(w->db, g, n);
+	for (i = 0; i < n; i++)
+		items[i]->rc = rc;
+	if (rc != DB_ERROR || n == 1)
+		return;
+	/* one publish's failure must not fail the others */
+	for (i = 0; i < n; i++)
+		items[i]->rc = group_tx_retry(w->db, &g[i], 1);
+}
+
+static int
+same_key(const struct pub *a, const char *key)
+{
+	size_t i;
+
+	if (key == NULL)
+		return 0;
+	if (a->req_key != NULL && strcmp(a->req_key, key) == 0)
+		return 1;
+	for (i = 0; i < a->n; i++)
+		if (a->evs[i].idem_key != NULL && strcmp(a->evs[i].idem_key, key) == 0)
+			return 1;
+	return 0;
+}
+
 /*
- * Store a validated set of events in one transaction, with request-level
- * (req_key) and event-level idempotency, and answer.  Statuses: 200, 409
+ * gc_ops.conflicts: two publishes of one app with a key in common must
+ * not share a transaction: the second must see the first one committed.
+ */
+static int
+pub_conflicts(const struct gc_item *cand, struct gc_item *const *group, size_t n)
+{
+	const struct pub *u = cand->arg;
+	size_t i, k;
+
+	if (!pub_has_keys(u))
+		return 0;
+	for (i = 0; i < n; i++) {
+		const struct pub *o = group[i]->arg;
+		if (strcmp(o->r->app.id, u->r->app.id) != 0)
+			continue;
+		if (same_key(o, u->req_key))
+			return 1;
+		for (k = 0; k < u->n; k++)
+			if (same_key(o, u->evs[k].idem_key))
+				return 1;
+	}
+	return 0;
+}
+
+static const struct gc_ops pub_ops = { pub_conflicts, pub_run };
+
+/*
+ * Store a validated set of events durably, with request-level (req_key)
+ * and event-level idempotency, and answer.  Statuses: 200, 409
  * idempotency_conflict, 503 (MariaDB down; nothing committed), 500.
  */
 static int
 publish(struct req *r, struct resp *p, struct ev *evs, size_t n, const char *req_key,
     const unsigned char req_hash[32], int batch)
 {
-	json_object *out = NULL;
-	int64_t now = now_ms();
+	struct pub u = { .r = r, .p = p, .evs = evs, .n = n, .req_key = req_key,
+	    .req_hash = req_hash, .batch = batch, .now = now_ms() };
+	struct gc_item item = { .arg = &u };
 	size_t i, c;
 	unsigned events = 0;
-	int rc, attempt;
+	int rc;
 
 	if (req_key != NULL && (rc = idem_from_cache(r, p, req_key, req_hash)) >= 0)
 		return rc;
 	for (i = 0; i < n; i++) {
 		for (c = 0; c < evs[i].nchannels; c++)
-			message_serial_new(evs[i].serials[c], now);
+			message_serial_new(evs[i].serials[c], u.now);
 		if ((rc = ev_info(r, &evs[i])) != 0)
 			return rc == DB_UNAVAILABLE ? resp_unavailable(p, "the channel state store") :
 			    resp_error(p, 500, "internal", "channel state read failed");
 	}
-	for (attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
-		rc = publish_tx(r, p, evs, n, req_key, req_hash, batch, &out, now);
-		if (rc == DB_ERROR && (db_last_errno(r->w->db) == 1213 ||
-		    db_last_errno(r->w->db) == 1205))
-			continue;	/* deadlock or lock wait: the whole tx is safe to redo */
-		break;
-	}
-	if (rc == ANSWERED)
-		return p->status == 200 ? 0 : p->status;
-	if (rc > 0)
-		return rc;
+	if (r->w->publishes != NULL)
+		rc = gc_submit(r->w->publishes, &item, &pub_ops, r->w);
+	else
+		rc = group_tx_retry(r->w->db, (struct pub *[]){ &u }, 1);
 	if (rc == DB_UNAVAILABLE)
 		return resp_unavailable(p, "the message store");
 	if (rc != 0)
 		return resp_error(p, 500, "internal", "the events could not be stored");
+	if (u.answered)
+		return p->status == 200 ? 0 : p->status;
 	for (i = 0; i < n; i++)
 		events += evs[i].dup ? 0 : (unsigned)evs[i].nchannels;
 	metrics_count_publish(events);
 	if (req_key != NULL)
 		idem_to_cache(r, req_key, req_hash, 200,
-		    json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN),
+		    json_object_to_json_string_ext(u.out, JSON_C_TO_STRING_PLAIN),
 		    r->app.idempotency_ttl_s);
-	return resp_json(p, 200, out);
+	return resp_json(p, 200, u.out);
 }
 
 /*

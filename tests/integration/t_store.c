@@ -299,6 +299,52 @@ test_message_serial(void)
 	ok(a[0] == '0' || a[0] == '1', "a current time starts with 0 or 1 (%s)", a);
 }
 
+/* One event on one channel through db_messages_append. */
+static int
+insert1(struct db *d, const char *channel, const char *data, size_t len,
+    const char *socket_id, const char *ms, int64_t t, long long *serial)
+{
+	struct pub_row row = { .app_id = app_id, .channel = channel, .name = "ev",
+	    .data = data, .datalen = len, .socket_id = socket_id, .message_serial = ms,
+	    .published_at_ms = t, .serial = -1 };
+	int rc = db_messages_append(d, &row, 1);
+
+	*serial = row.serial;
+	return rc;
+}
+
+/*
+ * A group append: rows of several channels interleaved, more than one
+ * multi-row INSERT's worth, get consecutive serials per channel in the
+ * order given.
+ */
+static void
+test_append_group(struct db *d)
+{
+	struct pub_row rows[40];
+	char ms[40][32];
+	const char *chans[3] = { "group-a", "group-b", "group-c" };
+	long long next[3] = { 1, 1, 1 };
+	int64_t t = now_ms();
+	int i, inorder = 1;
+
+	for (i = 0; i < 40; i++) {
+		message_serial_new(ms[i], t + i);
+		rows[i] = (struct pub_row){ .app_id = app_id, .channel = chans[i % 3],
+		    .name = "ev", .data = "x", .datalen = 1, .message_serial = ms[i],
+		    .published_at_ms = t, .serial = -1 };
+	}
+	ok(db_begin(d) == 0, "begin group append");
+	ok(db_messages_append(d, rows, 40) == 0, "append 40 rows over 3 channels");
+	ok(db_commit(d) == 0, "commit group append");
+	for (i = 0; i < 40; i++)
+		if (rows[i].serial != next[i % 3]++)
+			inorder = 0;
+	ok(inorder, "each channel's rows got 1, 2, 3, ... in the order given");
+	ok(count_rows(d, sql_msg_count, "group-a", NULL) == 14, "14 rows on group-a");
+	ok(count_rows(d, sql_msg_max, "group-c", NULL) == 13, "group-c ends at serial 13");
+}
+
 static void
 test_messages(struct db *d)
 {
@@ -311,7 +357,7 @@ test_messages(struct db *d)
 	for (i = 1; i <= 3; i++) {
 		message_serial_new(ms, t + i);
 		serial = -1;
-		rc = db_message_insert(d, app_id, "history-1", "ev", "{\"n\":1}", 7, NULL, ms,
+		rc = insert1(d, "history-1", "{\"n\":1}", 7, NULL, ms,
 		    t + i, &serial);
 		ok(rc == 0 && serial == i, "insert %d on a fresh channel -> serial %lld", i,
 		    serial);
@@ -323,27 +369,27 @@ test_messages(struct db *d)
 
 	ok(db_begin(d) == 0, "begin on another channel");
 	message_serial_new(ms, t);
-	ok(db_message_insert(d, app_id, "history-2", "ev", "x", 1, "1.2", ms, t, &serial) == 0
+	ok(insert1(d, "history-2", "x", 1, "1.2", ms, t, &serial) == 0
 	    && serial == 1, "another channel starts at 1 (got %lld)", serial);
 	message_serial_new(ms, t + 10);
-	ok(db_message_insert(d, app_id, "history-1", "ev", "x", 1, NULL, ms, t, &serial) == 0
+	ok(insert1(d, "history-1", "x", 1, NULL, ms, t, &serial) == 0
 	    && serial == 4, "history-1 continues at 4 (got %lld)", serial);
 	db_rollback(d);
 	ok(count_rows(d, sql_msg_count, "history-2", NULL) == 0, "rollback stores nothing");
 
 	ok(db_begin(d) == 0, "begin after rollback");
 	message_serial_new(ms, t + 11);
-	ok(db_message_insert(d, app_id, "history-1", "ev", "x", 1, NULL, ms, t, &serial) == 0
+	ok(insert1(d, "history-1", "x", 1, NULL, ms, t, &serial) == 0
 	    && serial == 4, "a rolled-back serial is reused: no gap (got %lld)", serial);
 	ok(db_commit(d) == 0, "commit");
 
 	/* binary data with a NUL goes in by length */
 	ok(db_begin(d) == 0, "begin");
 	message_serial_new(ms, t + 12);
-	ok(db_message_insert(d, app_id, "history-1", "ev", "a\0b", 3, NULL, ms, t, &serial)
+	ok(insert1(d, "history-1", "a\0b", 3, NULL, ms, t, &serial)
 	    == 0 && serial == 5, "data with an embedded NUL stored by length");
 	/* the same message_serial twice in one app is a conflict */
-	rc = db_message_insert(d, app_id, "history-3", "ev", "x", 1, NULL, ms, t, &serial);
+	rc = insert1(d, "history-3", "x", 1, NULL, ms, t, &serial);
 	ok(rc == DB_CONFLICT, "duplicate message_serial -> DB_CONFLICT (got %d)", rc);
 	db_rollback(d);
 }
@@ -463,6 +509,7 @@ main(void)
 	test_apps_isolated(d);
 	test_message_serial();
 	test_messages(d);
+	test_append_group(d);
 	test_idempotency(d);
 
 	if (getenv("T_STORE_KEEP") == NULL)
