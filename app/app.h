@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include <pthread.h>
 
 #include <json-c/json.h>
 
@@ -273,6 +274,7 @@ struct gc_item {
 	int		 done;
 	int		 rc;		/* set by ops->run */
 	void		*arg;		/* the submitter's work */
+	pthread_cond_t	 cv;		/* its submitter sleeps here */
 };
 
 struct gc_ops {

@@ -30,10 +30,13 @@ int
 cli_migrate(const struct config *cfg)
 {
 	const char *dir = getenv("SOCKUDO_SCHEMA_DIR");
+	struct config slow = *cfg;	/* borrows cfg's strings */
 	struct db *d;
 	int rc;
 
-	if ((d = open_db(cfg)) == NULL)
+	/* a migration may rebuild a big table: no request-sized timeout */
+	slow.db_rw_timeout = 24 * 3600;
+	if ((d = open_db(&slow)) == NULL)
 		return 1;
 	rc = db_migrate(d, dir ? dir : SCHEMA_DIR, 1);
 	db_free(d);

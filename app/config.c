@@ -27,7 +27,7 @@ struct cdef {
 static const struct cdef defs[] = {
 	S(listen, ""),
 	I(workers, "2", 1, 256),
-	I(threads, "4", 1, 256),
+	I(threads, "12", 1, 256),
 	S(pidfile, ""),
 	S(log_level, "info"),
 	S(db_host, "localhost"),

@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +20,7 @@
 
 /*
  * Open the listening socket for addr: "unix:/path", "/path" or
- * "host:port".  Returns the fd or -1.  The socket is non-blocking: the
- * serving threads poll it so that they can notice a stop request.
+ * "host:port".  Returns the fd or -1.
  */
 int
 fcgi_open_listen(const char *addr)
@@ -47,7 +46,7 @@ struct serve {
 	int			 listenfd;
 	const struct config	*cfg;
 	volatile int		*stop;
-	pthread_mutex_t		 accept_mu;
+	int			 running;	/* threads not yet out of their loop */
 	struct groupcommit	*publishes;
 };
 
@@ -176,20 +175,11 @@ handle(FCGX_Request *fr, struct worker *w, const struct config *cfg)
 	req_free(&r);
 }
 
-/*
- * Wait until the listening socket is readable or a stop is requested.
- * Returns 1 when a connection may be waiting, 0 to stop.
- */
-static int
-wait_readable(struct serve *s)
+/* SIGUSR2 only interrupts a blocked accept(2); see fcgi_serve(). */
+static void
+on_wake(int sig)
 {
-	struct pollfd pfd = { .fd = s->listenfd, .events = POLLIN };
-
-	while (!*s->stop) {
-		if (poll(&pfd, 1, 250) > 0)
-			return 1;
-	}
-	return 0;
+	(void)sig;
 }
 
 static void *
@@ -198,27 +188,34 @@ serve_thread(void *arg)
 	struct serve *s = arg;
 	struct worker *w;
 	FCGX_Request fr;
+	sigset_t wake;
 	int rc;
 
+	sigemptyset(&wake);
+	sigaddset(&wake, SIGUSR2);
 	if ((w = worker_new(s->cfg)) == NULL) {
 		log_error("worker: cannot allocate thread state");
+		__atomic_sub_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
 		return NULL;
 	}
 	w->publishes = s->publishes;
-	FCGX_InitRequest(&fr, s->listenfd, 0);
+	/*
+	 * Every thread blocks in accept(2): the kernel hands each connection
+	 * to exactly one of them.  FCGI_FAIL_ACCEPT_ON_INTR lets the stop
+	 * signal get a thread out of it.  The signal is blocked except
+	 * around accept: a request being read or answered is never
+	 * interrupted, and a signal sent meanwhile waits for the next accept.
+	 */
+	FCGX_InitRequest(&fr, s->listenfd, FCGI_FAIL_ACCEPT_ON_INTR);
 	while (!*s->stop) {
-		/* one thread at a time waits on the socket; the rest queue here */
-		pthread_mutex_lock(&s->accept_mu);
-		if (!wait_readable(s)) {
-			pthread_mutex_unlock(&s->accept_mu);
-			break;
-		}
+		pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
 		rc = FCGX_Accept_r(&fr);
-		pthread_mutex_unlock(&s->accept_mu);
+		pthread_sigmask(SIG_BLOCK, &wake, NULL);
 		if (rc < 0) {
-			/* EAGAIN: another worker process took it */
-			if (rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR)
+			if (rc != -EINTR && !*s->stop) {
 				log_warn("accept: %s", strerror(-rc));
+				usleep(10000);	/* EMFILE and friends: do not spin */
+			}
 			continue;
 		}
 		handle(&fr, w, s->cfg);
@@ -226,43 +223,63 @@ serve_thread(void *arg)
 	}
 	FCGX_Free(&fr, 1);
 	worker_free(w);
+	__atomic_sub_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
 	return NULL;
 }
 
 /*
  * Serve listenfd with cfg->threads threads until *stop becomes true;
- * then let each thread finish the request it is in and return.
+ * then let each thread finish the request it is in and return.  Threads
+ * are woken from accept(2) with SIGUSR2 (blocked while they handle a
+ * request, so it stays pending until they are back at accept).
  */
 int
 fcgi_serve(int listenfd, const struct config *cfg, volatile int *stop)
 {
 	struct serve s = { .listenfd = listenfd, .cfg = cfg, .stop = stop };
+	struct sigaction sa;
+	sigset_t wake;
 	pthread_t *tids;
 	int i, n = cfg->threads, flags;
 
 	if (FCGX_Init() != 0)
 		return -1;
 	flags = fcntl(listenfd, F_GETFL);
-	if (flags < 0 || fcntl(listenfd, F_SETFL, flags | O_NONBLOCK) < 0)
+	if (flags < 0 || fcntl(listenfd, F_SETFL, flags & ~O_NONBLOCK) < 0)
 		return -1;
-	pthread_mutex_init(&s.accept_mu, NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_wake;	/* no SA_RESTART: accept must fail with EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, NULL);
+	sigemptyset(&wake);
+	sigaddset(&wake, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &wake, NULL);	/* threads inherit it blocked */
 	/* a group can hold at most one publish per thread */
 	if ((s.publishes = gc_new((size_t)n)) == NULL ||
 	    (tids = calloc((size_t)n, sizeof(*tids))) == NULL) {
 		gc_free(s.publishes);
 		return -1;
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		__atomic_add_fetch(&s.running, 1, __ATOMIC_SEQ_CST);
 		if (pthread_create(&tids[i], NULL, serve_thread, &s) != 0) {
+			__atomic_sub_fetch(&s.running, 1, __ATOMIC_SEQ_CST);
 			log_error("cannot start thread %d", i);
 			*stop = 1;
 			n = i;
 			break;
 		}
+	}
+	while (!*stop)
+		usleep(100000);
+	while (__atomic_load_n(&s.running, __ATOMIC_SEQ_CST) > 0) {
+		for (i = 0; i < n; i++)
+			pthread_kill(tids[i], SIGUSR2);
+		usleep(50000);
+	}
 	for (i = 0; i < n; i++)
 		pthread_join(tids[i], NULL);
 	free(tids);
 	gc_free(s.publishes);
-	pthread_mutex_destroy(&s.accept_mu);
 	return 0;
 }

@@ -103,10 +103,10 @@ struct pub_row {
 	const char	*socket_id;	/* or NULL */
 	const char	*message_serial;
 	int64_t		 published_at_ms;
-	long long	 serial;	/* out: the channel's history serial */
 };
 
-int	db_messages_append(struct db *, struct pub_row *, size_t n);
+int	db_messages_append(struct db *, const struct pub_row *, size_t n);
+size_t	db_append_max_rows(void);
 void	message_serial_new(char out[32], int64_t now);
 int	db_channel_last_event(struct db *, const char *app_id, const char *channel,
 	    json_object **out);

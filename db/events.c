@@ -97,7 +97,8 @@ db_idem_store(struct db *d, const char *app_id, const char *key, int status,
 	return db_exec(d, sql, v, 4, NULL);
 }
 
-#define APPEND_ROWS 16	/* rows per multi-row INSERT */
+#define APPEND_ROWS 32	/* rows per multi-row INSERT */
+#define APPEND_COLS 7
 
 static char *append_sql[APPEND_ROWS + 1];
 static pthread_once_t append_once = PTHREAD_ONCE_INIT;
@@ -106,9 +107,9 @@ static pthread_once_t append_once = PTHREAD_ONCE_INIT;
 static void
 append_sql_init(void)
 {
-	static const char head[] = "INSERT INTO messages (app_id, channel, serial,"
+	static const char head[] = "INSERT INTO messages (app_id, channel,"
 	    " message_serial, name, data, socket_id, published_at_ms) VALUES ";
-	static const char row[] = "(?, ?, ?, ?, ?, ?, ?, ?)";
+	static const char row[] = "(?, ?, ?, ?, ?, ?, ?)";
 	size_t n, i;
 	char *s;
 
@@ -125,6 +126,12 @@ append_sql_init(void)
 	}
 }
 
+size_t
+db_append_max_rows(void)
+{
+	return APPEND_ROWS;
+}
+
 static int
 row_order(const void *a, const void *b)
 {
@@ -138,76 +145,50 @@ row_order(const void *a, const void *b)
 }
 
 /*
- * Reserve k serials on a channel: the upsert hands out the last one and
- * holds the channel_heads row lock until commit, so serials are gap-free
- * per channel however many workers and hosts publish at once (SPEC 5).
- */
-static int
-reserve_serials(struct db *d, const char *app_id, const char *channel, long long k,
-    long long *last)
-{
-	static const char sql[] = "INSERT INTO channel_heads (app_id, channel, last_serial)"
-	    " VALUES (?, ?, LAST_INSERT_ID(?))"
-	    " ON DUPLICATE KEY UPDATE last_serial = LAST_INSERT_ID(last_serial + ?)";
-	struct db_val v[] = { DB_STR(app_id), DB_STR(channel), DB_I64(k), DB_I64(k) };
-	unsigned long long id = 0;
-	int rc;
-
-	if ((rc = db_exec_id(d, sql, v, 4, &id)) != 0)
-		return rc;
-	*last = (long long)id;
-	return 0;
-}
-
-/*
  * Append rows (possibly of several apps and channels) to their channels'
- * histories inside the caller's transaction, in the given order per
- * channel.  Channel rows are locked in (app, channel) order, so two
- * groups touching the same channels cannot deadlock.  Sets each row's
- * serial.
+ * histories, in the given order per channel.  The messages_serial trigger
+ * (004_serial_trigger.sql) gives each row its channel's next serial.
+ * Rows go in (app, channel) order so that two groups lock channels in
+ * the same order and cannot deadlock.  Up to db_append_max_rows() rows
+ * are one statement, atomic even outside a transaction; more need the
+ * caller's transaction.
  */
 int
-db_messages_append(struct db *d, struct pub_row *rows, size_t n)
+db_messages_append(struct db *d, const struct pub_row *rows, size_t n)
 {
-	struct db_val v[APPEND_ROWS * 8];
-	struct pub_row **order;
-	size_t i, j, k, m;
-	long long last;
+	struct db_val *v;
+	const struct pub_row **order;
+	size_t i, k, m;
 	int rc = 0;
 
 	pthread_once(&append_once, append_sql_init);
-	if ((order = calloc(n, sizeof(*order))) == NULL)
+	order = calloc(n ? n : 1, sizeof(*order));
+	v = calloc(APPEND_ROWS * APPEND_COLS, sizeof(*v));
+	if (order == NULL || v == NULL) {
+		free(order);
+		free(v);
 		return DB_ERROR;
+	}
 	for (i = 0; i < n; i++)
 		order[i] = &rows[i];
 	qsort(order, n, sizeof(*order), row_order);
-	for (i = 0; i < n && rc == 0; i = j) {
-		for (j = i + 1; j < n && strcmp(order[j]->app_id, order[i]->app_id) == 0 &&
-		    strcmp(order[j]->channel, order[i]->channel) == 0; j++)
-			;
-		if ((rc = reserve_serials(d, order[i]->app_id, order[i]->channel,
-		    (long long)(j - i), &last)) != 0)
-			break;
-		for (k = i; k < j; k++)
-			order[k]->serial = last - (long long)(j - k) + 1;
-	}
-	free(order);
 	for (i = 0; i < n && rc == 0; i += m) {
 		m = n - i < APPEND_ROWS ? n - i : APPEND_ROWS;
 		for (k = 0; k < m; k++) {
-			const struct pub_row *r = &rows[i + k];
-			struct db_val *p = &v[k * 8];
+			const struct pub_row *r = order[i + k];
+			struct db_val *p = &v[k * APPEND_COLS];
 			p[0] = DB_STR(r->app_id);
 			p[1] = DB_STR(r->channel);
-			p[2] = DB_I64(r->serial);
-			p[3] = DB_STR(r->message_serial);
-			p[4] = DB_STR(r->name);
-			p[5] = DB_STRN(r->data, r->datalen);
-			p[6] = r->socket_id ? DB_STR(r->socket_id) : DB_NUL;
-			p[7] = DB_I64(r->published_at_ms);
+			p[2] = DB_STR(r->message_serial);
+			p[3] = DB_STR(r->name);
+			p[4] = DB_STRN(r->data, r->datalen);
+			p[5] = r->socket_id ? DB_STR(r->socket_id) : DB_NUL;
+			p[6] = DB_I64(r->published_at_ms);
 		}
-		rc = db_exec(d, append_sql[m], v, m * 8, NULL);
+		rc = db_exec(d, append_sql[m], v, m * APPEND_COLS, NULL);
 	}
+	free(order);
+	free(v);
 	return rc;
 }
 

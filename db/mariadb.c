@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <mysql.h>
 #include <errmsg.h>
@@ -14,7 +15,7 @@
 #include "db.h"
 
 #define MAX_STMTS 128
-#define MAX_PARAMS 128	/* a 16-row INSERT of 8 columns */
+#define MAX_PARAMS 256	/* a 32-row INSERT of 7 columns */
 
 struct stmt_slot {
 	const char	*sql;		/* static text; compared by address */
@@ -194,7 +195,7 @@ static int
 db_run(struct db *d, const char *sql, const struct db_val *v, size_t n,
     MYSQL_STMT **out)
 {
-	MYSQL_BIND b[MAX_PARAMS];
+	MYSQL_BIND b[MAX_PARAMS];	/* 28 KiB: thread stacks are 8 MiB */
 	MYSQL_STMT *st;
 	int rc = DB_ERROR, attempt;
 
@@ -434,40 +435,53 @@ db_rollback_to(struct db *d, const char *name)
 	return db_simple(d, sql);
 }
 
-/* Run a schema file: statements end with ';' at the end of a line. */
+/*
+ * Run a schema file the way the mariadb client would: a statement ends
+ * with the delimiter (";" unless a "DELIMITER x" line changes it) at the
+ * end of a line; lines that are blank or "--" comments between statements
+ * are skipped.
+ */
 int
 db_run_script(struct db *d, const char *sql)
 {
-	const char *p = sql, *end;
-	char *stmt;
+	char delim[16] = ";", *buf, *line, *save = NULL, *stmt = NULL;
+	size_t len = 0, dl, ll;
 	int rc = 0;
 
-	while (*p != '\0' && rc == 0) {
-		end = strstr(p, ";\n");
-		if (end == NULL)
-			end = p + strlen(p);
-		if ((stmt = strndup(p, (size_t)(end - p))) == NULL)
-			return DB_ERROR;
-		/* skip statements that are only comments and blanks */
-		const char *q = stmt;
-		int only_comments = 1;
-		while (*q) {
-			while (*q == ' ' || *q == '\n' || *q == '\t' || *q == '\r')
-				q++;
-			if (strncmp(q, "--", 2) == 0) {
-				q = strchr(q, '\n');
-				if (q == NULL)
-					break;
-				continue;
-			}
-			if (*q)
-				only_comments = 0;
+	if ((buf = strdup(sql)) == NULL)
+		return DB_ERROR;
+	for (line = strtok_r(buf, "\n", &save); line != NULL && rc == 0;
+	    line = strtok_r(NULL, "\n", &save)) {
+		ll = strlen(line);
+		while (ll > 0 && (line[ll - 1] == ' ' || line[ll - 1] == '\r' ||
+		    line[ll - 1] == '\t'))
+			line[--ll] = '\0';
+		if (len == 0 && (ll == 0 || strncmp(line + strspn(line, " \t"), "--", 2) == 0))
+			continue;
+		if (len == 0 && strncasecmp(line, "DELIMITER ", 10) == 0) {
+			snprintf(delim, sizeof(delim), "%s", line + 10);
+			continue;
+		}
+		char *grown = realloc(stmt, len + ll + 2);
+		if (grown == NULL) {
+			rc = DB_ERROR;
 			break;
 		}
-		if (!only_comments)
+		stmt = grown;
+		memcpy(stmt + len, line, ll);
+		len += ll;
+		stmt[len++] = '\n';
+		stmt[len] = '\0';
+		dl = strlen(delim);
+		if (ll >= dl && strcmp(line + ll - dl, delim) == 0) {
+			stmt[len - 1 - dl] = '\0';	/* drop the delimiter */
 			rc = db_simple(d, stmt);
-		free(stmt);
-		p = *end ? end + 2 : end;
+			len = 0;
+		}
 	}
+	if (rc == 0 && len > 0 && stmt[strspn(stmt, " \t\n")] != '\0')
+		rc = db_simple(d, stmt);		/* a last statement without delimiter */
+	free(stmt);
+	free(buf);
 	return rc;
 }

@@ -171,7 +171,8 @@ ev_parse(json_object *o, const struct app *a, struct ev *e, char *msg, size_t ms
 	    ((e->idem_key = cstr(v)) == NULL || !valid_idem_key(e->idem_key)))
 		return snprintf(msg, msglen, "idempotency_key must be 1 to %d printable bytes",
 		    MAX_IDEM_KEY), 400;
-	request_hash(o, e->hash);
+	if (e->idem_key != NULL)
+		request_hash(o, e->hash);
 	return 0;
 }
 
@@ -431,24 +432,29 @@ pub_store_answers(struct db *d, struct pub *u)
 
 /*
  * One transaction for a group of publishes: claims, then every new event
- * row in one append, then the answers.  Returns 0 (each publish then has
- * out or is answered) or a DB_* code with everything rolled back.
+ * row in one append, then the answers.  A group without idempotency keys
+ * whose rows fit one INSERT needs no explicit transaction: that single
+ * statement is atomic.  Returns 0 (each publish then has out or is
+ * answered) or a DB_* code with everything rolled back.
  */
 static int
 group_tx(struct db *d, struct pub **g, size_t n)
 {
 	struct pub_row *rows = NULL;
 	size_t i, k, c, nrows = 0;
-	int rc;
+	int rc, tx;
 
 	for (i = 0; i < n; i++) {
 		pub_reset(g[i]);
 		for (k = 0; k < g[i]->n; k++)
 			nrows += g[i]->evs[k].nchannels;
 	}
+	tx = nrows > db_append_max_rows();
+	for (i = 0; i < n; i++)
+		tx |= pub_has_keys(g[i]);
 	if ((rows = calloc(nrows ? nrows : 1, sizeof(*rows))) == NULL)
 		return DB_ERROR;
-	if ((rc = db_begin(d)) != 0)
+	if (tx && (rc = db_begin(d)) != 0)
 		goto out;
 	nrows = 0;
 	for (i = 0; i < n; i++) {
@@ -477,10 +483,11 @@ group_tx(struct db *d, struct pub **g, size_t n)
 		if ((rc = pub_store_answers(d, g[i])) != 0)
 			goto fail;
 	}
-	if ((rc = db_commit(d)) == 0)
+	if (!tx || (rc = db_commit(d)) == 0)
 		goto out;
 fail:
-	db_rollback(d);
+	if (tx)
+		db_rollback(d);
 	for (i = 0; i < n; i++)
 		pub_reset(g[i]);
 out:
@@ -638,6 +645,8 @@ h_events_publish(struct req *r, struct resp *p)
 		}
 		key = r->idem_header;
 	}
+	if (key != NULL && e.idem_key == NULL)
+		request_hash(r->json, e.hash);
 	e.idem_key = NULL;	/* for a single event the key is the request's */
 	rc = publish(r, p, &e, 1, key, e.hash, 0);
 	ev_free(&e);
@@ -682,7 +691,8 @@ h_events_batch(struct req *r, struct resp *p)
 			goto out;
 		}
 	}
-	request_hash(r->json, hash);
+	if (r->idem_header != NULL)
+		request_hash(r->json, hash);
 	rc = publish(r, p, evs, n, r->idem_header, hash, 1);
 out:
 	for (i = 0; i < parsed; i++)
