@@ -177,8 +177,10 @@ rate_limit(struct req *r, struct resp *p, unsigned flags)
 	chunk = chunk < 1 ? 1 : chunk > 64 ? 64 : chunk;
 	snprintf(secs, sizeof(secs), "%lld", (long long)sec);
 	cache_key(key, "rl", r->app.id, cls == R_PUBLISH ? "p" : "r", secs);
-	if (cache_incr(r->w->cache, key, chunk, 2, &n) != 0)
+	if (cache_incr(r->w->cache, key, chunk, 2, &n) != 0) {
+		log_warn("rate limit of app %s not enforced: memcached unavailable", r->app.id);
 		return 0;
+	}
 	before = n - chunk;
 	if (before < (uint64_t)limit) {
 		/* this request uses one of the granted slots */

@@ -23,7 +23,7 @@ describe('batch_events', () => {
     const r = await L.api(app).post('/batch_events', { batch });
     L.assertOk(r);
     assert.deepEqual(r.json, {});
-    const rows = L.sql(`SELECT channel, data FROM messages WHERE app_id = ${q(app.id)} AND channel LIKE ${q(base + '-%')} ORDER BY id`);
+    const rows = L.sql(`SELECT channel, data FROM messages WHERE app_id = ${q(app.id)} AND channel LIKE ${q(base + '-%')} ORDER BY channel, serial`);
     assert.equal(rows.length, 10);
     for (let i = 0; i < 10; i++) assert.equal(rows.find((x) => x[0] === `${base}-${i}`)[1], `d${i}`);
   });

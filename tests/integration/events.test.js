@@ -8,7 +8,7 @@ const L = require('./lib');
 let app; let other; let small;
 const q = L.sqlQuote;
 const rowsFor = (appId, ch) => L.sql(
-  `SELECT channel, name, data, message_serial FROM messages WHERE app_id = ${q(appId)} AND channel = ${q(ch)} ORDER BY id`);
+  `SELECT channel, name, data, message_serial FROM messages WHERE app_id = ${q(appId)} AND channel = ${q(ch)} ORDER BY serial`);
 const total = () => L.countMessages(app.id);
 
 before(() => {

@@ -8,7 +8,7 @@ const L = require('./lib');
 
 let app; let pusher;
 const q = L.sqlQuote;
-const rows = (ch) => L.sql(`SELECT name, data FROM messages WHERE app_id = ${q(app.id)} AND channel = ${q(ch)} ORDER BY id`);
+const rows = (ch) => L.sql(`SELECT name, data FROM messages WHERE app_id = ${q(app.id)} AND channel = ${q(ch)} ORDER BY serial`);
 
 before(() => {
   app = L.createApp('sdk');

@@ -36,7 +36,7 @@ test_defaults(void)
 		return;
 	is_str(c->listen, "", "listen default empty (fd 0)");
 	ok(c->workers == 2, "workers = 2");
-	ok(c->threads == 4, "threads = 4");
+	ok(c->threads == 12, "threads = 12");
 	is_str(c->pidfile, "", "pidfile default empty");
 	is_str(c->log_level, "info", "log_level = info");
 	is_str(c->db_host, "localhost", "db_host = localhost");
