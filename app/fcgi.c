@@ -272,6 +272,8 @@ fcgi_serve(int listenfd, const struct config *cfg, volatile int *stop)
 	}
 	while (!*stop)
 		usleep(100000);
+	/* threads notice *stop before they accept again; the socket is no longer ours */
+	close(listenfd);
 	while (__atomic_load_n(&s.running, __ATOMIC_SEQ_CST) > 0) {
 		for (i = 0; i < n; i++)
 			pthread_kill(tids[i], SIGUSR2);

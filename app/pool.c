@@ -263,6 +263,14 @@ pool_run(const char *confpath, struct config *cfg, const struct config_override 
 		}
 	}
 	log_info("stopping: draining %d workers", live_workers(slots, total));
+	/*
+	 * New connections are refused from now on (the workers close their
+	 * copies too), so a web server fails over at once instead of queueing
+	 * requests on a socket nobody will accept from again.
+	 */
+	if (strncmp(cfg->listen, "unix:", 5) == 0 || cfg->listen[0] == '/')
+		unlink(cfg->listen + (cfg->listen[0] == '/' ? 0 : 5));
+	close(listenfd);
 	signal_gen(slots, total, gen + 1, SIGTERM);
 	for (i = 0; i < (cfg->request_timeout + 5) * 10 && live_workers(slots, total) > 0; i++) {
 		reap(slots, total, listenfd, cfg, gen, 1);
@@ -273,8 +281,6 @@ pool_run(const char *confpath, struct config *cfg, const struct config_override 
 		;
 	if (*cfg->pidfile != '\0')
 		unlink(cfg->pidfile);
-	if (strncmp(cfg->listen, "unix:", 5) == 0 || cfg->listen[0] == '/')
-		unlink(cfg->listen + (cfg->listen[0] == '/' ? 0 : 5));
 	log_info("stopped");
 	return 0;
 }
