@@ -106,7 +106,7 @@ struct pub_row {
 };
 
 int	db_messages_append(struct db *, const struct pub_row *, size_t n);
-size_t	db_append_max_rows(void);
+int	db_append_atomic(size_t n);
 void	message_serial_new(char out[32], int64_t now);
 int	db_channel_last_event(struct db *, const char *app_id, const char *channel,
 	    json_object **out);

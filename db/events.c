@@ -97,13 +97,18 @@ db_idem_store(struct db *d, const char *app_id, const char *key, int status,
 	return db_exec(d, sql, v, 4, NULL);
 }
 
-#define APPEND_ROWS 32	/* rows per multi-row INSERT */
+#define APPEND_ROWS 16	/* the most rows one INSERT takes */
 #define APPEND_COLS 7
 
 static char *append_sql[APPEND_ROWS + 1];
 static pthread_once_t append_once = PTHREAD_ONCE_INIT;
 
-/* INSERT statements for 1..APPEND_ROWS rows, built once (db.c caches by address). */
+/*
+ * INSERT statements for 1..APPEND_ROWS rows, built once (db.c caches
+ * prepared statements by text address).  Every thread prepares each size
+ * it uses, and a prepared statement keeps buffers for all its parameters:
+ * sizes up to 16 cost a thread about 100 KiB, up to 32 four times that.
+ */
 static void
 append_sql_init(void)
 {
@@ -126,10 +131,11 @@ append_sql_init(void)
 	}
 }
 
-size_t
-db_append_max_rows(void)
+/* Whether n rows are appended by a single statement. */
+int
+db_append_atomic(size_t n)
 {
-	return APPEND_ROWS;
+	return n >= 1 && n <= APPEND_ROWS;
 }
 
 static int
@@ -149,9 +155,9 @@ row_order(const void *a, const void *b)
  * histories, in the given order per channel.  The messages_serial trigger
  * (004_serial_trigger.sql) gives each row its channel's next serial.
  * Rows go in (app, channel) order so that two groups lock channels in
- * the same order and cannot deadlock.  Up to db_append_max_rows() rows
- * are one statement, atomic even outside a transaction; more need the
- * caller's transaction.
+ * the same order and cannot deadlock.  Up to APPEND_ROWS rows are one
+ * statement, atomic even outside a transaction; more take several and
+ * need the caller's transaction.
  */
 int
 db_messages_append(struct db *d, const struct pub_row *rows, size_t n)

@@ -15,7 +15,7 @@
 #include "db.h"
 
 #define MAX_STMTS 128
-#define MAX_PARAMS 256	/* a 32-row INSERT of 7 columns */
+#define MAX_PARAMS 128	/* a 16-row INSERT of 7 columns */
 
 struct stmt_slot {
 	const char	*sql;		/* static text; compared by address */
@@ -195,7 +195,7 @@ static int
 db_run(struct db *d, const char *sql, const struct db_val *v, size_t n,
     MYSQL_STMT **out)
 {
-	MYSQL_BIND b[MAX_PARAMS];	/* 28 KiB: thread stacks are 8 MiB */
+	MYSQL_BIND b[MAX_PARAMS];	/* 14 KiB: thread stacks are 8 MiB */
 	MYSQL_STMT *st;
 	int rc = DB_ERROR, attempt;
 

@@ -433,7 +433,7 @@ pub_store_answers(struct db *d, struct pub *u)
 /*
  * One transaction for a group of publishes: claims, then every new event
  * row in one append, then the answers.  A group without idempotency keys
- * whose rows fit one INSERT needs no explicit transaction: that single
+ * whose rows go in one INSERT needs no explicit transaction: that single
  * statement is atomic.  Returns 0 (each publish then has out or is
  * answered) or a DB_* code with everything rolled back.
  */
@@ -449,7 +449,7 @@ group_tx(struct db *d, struct pub **g, size_t n)
 		for (k = 0; k < g[i]->n; k++)
 			nrows += g[i]->evs[k].nchannels;
 	}
-	tx = nrows > db_append_max_rows();
+	tx = nrows > 0 && !db_append_atomic(nrows);
 	for (i = 0; i < n; i++)
 		tx |= pub_has_keys(g[i]);
 	if ((rows = calloc(nrows ? nrows : 1, sizeof(*rows))) == NULL)
