@@ -60,8 +60,11 @@ param(FCGX_Request *fr, const char *name)
 }
 
 /*
- * Read the body: CONTENT_LENGTH bytes when given, else up to EOF.  Over
- * max_body_bytes is a 413 before anything is read or signed (SPEC 3).
+ * Read the body up to the end of the FastCGI stdin stream, which must
+ * hold exactly CONTENT_LENGTH bytes when that is given.  Reading to the
+ * end means the web server has nothing more to send, so the connection
+ * may be closed at once afterwards.  Over max_body_bytes is a 413 before
+ * anything is read or signed (SPEC 3).
  */
 static int
 read_body(FCGX_Request *fr, struct req *r, struct resp *p)
@@ -79,16 +82,17 @@ read_body(FCGX_Request *fr, struct req *r, struct resp *p)
 	if (cl > (long long)max)
 		return resp_error(p, 413, "payload_too_large",
 		    "the body is over %zu bytes", max);
-	cap = cl >= 0 ? (size_t)cl : 4096;
+	/* one byte more than announced: room to see the end of the stream */
+	cap = cl >= 0 ? (size_t)cl + 1 : 4096;
 	if ((r->body = malloc(cap + 1)) == NULL)
 		return resp_error(p, 500, "internal", "out of memory");
 	for (;;) {
-		if (cl >= 0 && len == (size_t)cl)
-			break;
 		if (len == cap) {
-			if (cap > max)
-				return resp_error(p, 413, "payload_too_large",
-				    "the body is over %zu bytes", max);
+			if (cap > max || cl >= 0)
+				return resp_error(p, cl >= 0 ? 400 : 413, cl >= 0 ?
+				    "invalid_input" : "payload_too_large", cl >= 0 ?
+				    "the body is longer than Content-Length" :
+				    "the body is over the size limit");
 			char *nb = realloc(r->body, cap * 2 + 1);
 			if (nb == NULL)
 				return resp_error(p, 500, "internal", "out of memory");
@@ -102,6 +106,8 @@ read_body(FCGX_Request *fr, struct req *r, struct resp *p)
 	}
 	if (cl >= 0 && len != (size_t)cl)
 		return resp_error(p, 400, "invalid_input", "the body is shorter than Content-Length");
+	if (len > max)
+		return resp_error(p, 413, "payload_too_large", "the body is over %zu bytes", max);
 	r->body[len] = '\0';
 	r->bodylen = len;
 	return 0;
