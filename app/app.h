@@ -217,6 +217,7 @@ int		 router_match_path(const char *pattern, const char *path,
 int	metrics_init(size_t nroutes);
 void	metrics_record(int route, int status, int64_t elapsed_us);
 void	metrics_count_publish(unsigned nevents);
+void	metrics_group(size_t n);
 void	metrics_dep_latency(int dep, int64_t us);
 char	*metrics_prometheus(void);
 json_object *metrics_stats_json(void);

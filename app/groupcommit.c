@@ -96,6 +96,7 @@ gc_submit(struct groupcommit *g, struct gc_item *it, const struct gc_ops *ops, v
 		g->leading = 1;
 		n = take_group(g, ops, batch);
 		pthread_mutex_unlock(&g->mu);
+		metrics_group(n);
 		ops->run(batch, n, ctx);
 		pthread_mutex_lock(&g->mu);
 		for (i = 0; i < n; i++) {

@@ -25,9 +25,13 @@ struct route_metrics {
  * adds to the same counters with atomic operations and /metrics shows
  * the whole pool.  The last route slot counts requests that matched none.
  */
+#define NGROUPS 6	/* group sizes 1, 2-3, 4-7, 8-15, 16-31, 32+ */
+
 struct metrics {
 	uint64_t		requests;
 	uint64_t		publishes;
+	uint64_t		groups[NGROUPS];	/* publish group commits by size */
+	uint64_t		grouped;		/* publishes in them */
 	uint64_t		by_status[600];
 	uint64_t		dep_count[DEP_COUNT];
 	uint64_t		dep_sum_us[DEP_COUNT];
@@ -82,6 +86,20 @@ metrics_count_publish(unsigned n)
 {
 	if (m != NULL)
 		ADD(m->publishes, n);
+}
+
+/* One group commit of n publishes (app/groupcommit.c). */
+void
+metrics_group(size_t n)
+{
+	size_t b = 0;
+
+	if (m == NULL || n == 0)
+		return;
+	while (b + 1 < NGROUPS && n >= ((size_t)2 << b))
+		b++;
+	ADD(m->groups[b], 1);
+	ADD(m->grouped, n);
 }
 
 void
@@ -175,6 +193,22 @@ metrics_prometheus(void)
 	bprintf(&b, "# HELP sockudo_published_events_total Events accepted for publishing.\n"
 	    "# TYPE sockudo_published_events_total counter\n"
 	    "sockudo_published_events_total %llu\n", (unsigned long long)GET(m->publishes));
+	bprintf(&b, "# HELP sockudo_publish_group_commits Publish transactions by the number"
+	    " of requests they committed together.\n"
+	    "# TYPE sockudo_publish_group_commits histogram\n");
+	{
+		static const char *const le[NGROUPS] = { "1", "3", "7", "15", "31", "+Inf" };
+		uint64_t cum = 0, total = 0;
+		for (c = 0; c < NGROUPS; c++) {
+			cum += GET(m->groups[c]);
+			bprintf(&b, "sockudo_publish_group_commits_bucket{le=\"%s\"} %llu\n", le[c],
+			    (unsigned long long)cum);
+		}
+		total = cum;
+		bprintf(&b, "sockudo_publish_group_commits_sum %llu\n"
+		    "sockudo_publish_group_commits_count %llu\n",
+		    (unsigned long long)GET(m->grouped), (unsigned long long)total);
+	}
 	bprintf(&b, "# HELP sockudo_dependency_check_seconds Health-check round trips.\n"
 	    "# TYPE sockudo_dependency_check_seconds summary\n");
 	for (c = 0; c < DEP_COUNT; c++)
