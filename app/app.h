@@ -35,6 +35,7 @@ struct config {
 	int	 request_timeout;
 	int	 app_cache_ttl;
 	int	 channel_cache_ttl_ms;
+	int	 maintain_interval;
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/sockudo-fcgi/sockudo-fcgi.conf"
@@ -299,5 +300,6 @@ int	pool_run(const char *confpath, struct config *, const struct config_override
 
 int	cli_migrate(const struct config *);
 int	cli_app(const struct config *, int argc, char **argv);
+int	cli_maintain(const struct config *);
 
 #endif

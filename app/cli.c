@@ -191,3 +191,70 @@ cli_app(const struct config *cfg, int argc, char **argv)
 	db_free(d);
 	return rc;
 }
+
+struct id_list {
+	char	**ids;
+	size_t	  n, cap;
+};
+
+static int
+collect_id(const struct db_row *row, void *arg)
+{
+	struct id_list *l = arg;
+	char **grown;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		if ((grown = realloc(l->ids, l->cap * sizeof(*grown))) == NULL)
+			return 1;
+		l->ids = grown;
+	}
+	if ((l->ids[l->n] = strdup(row->col[0])) != NULL)
+		l->n++;
+	return 0;
+}
+
+/*
+ * sockudo-fcgi maintain: apply every app's history retention and drop
+ * expired idempotency records.  Safe to run anywhere, any number of times,
+ * also at once on several hosts (every step is an idempotent delete).
+ * Exit 0 or 1.
+ */
+int
+cli_maintain(const struct config *cfg)
+{
+	struct config slow = *cfg;	/* borrows cfg's strings */
+	struct id_list l = { 0 };
+	struct app a;
+	struct db *d;
+	long long n, msgs = 0, idem = 0;
+	int64_t now = now_ms();
+	size_t i;
+	int rc = 1;
+
+	slow.db_rw_timeout = 3600;	/* a first run may have a backlog */
+	if ((d = open_db(&slow)) == NULL)
+		return 1;
+	if (db_app_list(d, collect_id, &l) != 0)
+		goto out;
+	for (i = 0; i < l.n; i++) {
+		if (db_app_get(d, "id", l.ids[i], &a) != 0)
+			continue;	/* deleted meanwhile */
+		if (db_history_retain(d, &a, now, &n) != 0) {
+			fprintf(stderr, "sockudo-fcgi: maintain: app %s failed\n", a.id);
+			goto out;
+		}
+		msgs += n;
+	}
+	if (db_idem_expire(d, now, &idem) != 0)
+		goto out;
+	printf("maintain: %lld messages past retention removed from %zu apps, "
+	    "%lld idempotency records expired\n", msgs, l.n, idem);
+	rc = 0;
+out:
+	for (i = 0; i < l.n; i++)
+		free(l.ids[i]);
+	free(l.ids);
+	db_free(d);
+	return rc;
+}

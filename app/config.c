@@ -46,6 +46,7 @@ static const struct cdef defs[] = {
 	I(request_timeout, "10", 1, 600),
 	I(app_cache_ttl, "5", 0, 3600),
 	I(channel_cache_ttl_ms, "1000", 0, 2000),
+	I(maintain_interval, "300", 0, 86400),
 };
 
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))

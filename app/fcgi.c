@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,7 @@ struct serve {
 	int			 listenfd;
 	const struct config	*cfg;
 	volatile int		*stop;
-	int			 running;	/* threads not yet out of their loop */
+	int			 stop_pipe[2];	/* written once to wake every thread */
 	struct groupcommit	*publishes;
 };
 
@@ -191,44 +192,53 @@ handle(FCGX_Request *fr, struct worker *w, const struct config *cfg)
 	req_free(&r);
 }
 
-/* SIGUSR2 only interrupts a blocked accept(2); see fcgi_serve(). */
-static void
-on_wake(int sig)
+/*
+ * Wait until a connection may be waiting or a stop was asked for; returns
+ * 1 to try accepting, 0 to stop.  The listening socket is registered with
+ * EPOLLEXCLUSIVE, so a connection wakes one waiting thread, not all of
+ * them; the stop pipe wakes every thread.  No signal is involved, so
+ * nothing can interrupt libfcgi halfway through taking a connection.
+ */
+static int
+wait_for_work(struct serve *s, int ep)
 {
-	(void)sig;
+	struct epoll_event ev[2];
+	int n, i;
+
+	while (!*s->stop) {
+		n = epoll_wait(ep, ev, 2, 1000);
+		for (i = 0; i < n; i++)
+			if (ev[i].data.fd == s->listenfd && !*s->stop)
+				return 1;
+	}
+	return 0;
 }
 
 static void *
 serve_thread(void *arg)
 {
 	struct serve *s = arg;
-	struct worker *w;
+	struct epoll_event a = { .events = EPOLLIN | EPOLLEXCLUSIVE };
+	struct epoll_event b = { .events = EPOLLIN };
+	struct worker *w = NULL;
 	FCGX_Request fr;
-	sigset_t wake;
-	int rc;
+	int ep, rc;
 
-	sigemptyset(&wake);
-	sigaddset(&wake, SIGUSR2);
-	if ((w = worker_new(s->cfg)) == NULL) {
-		log_error("worker: cannot allocate thread state");
-		__atomic_sub_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
-		return NULL;
+	a.data.fd = s->listenfd;
+	b.data.fd = s->stop_pipe[0];
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, s->listenfd, &a) != 0 ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, s->stop_pipe[0], &b) != 0 ||
+	    (w = worker_new(s->cfg)) == NULL) {
+		log_error("worker: cannot set up a thread: %s", strerror(errno));
+		goto out;
 	}
 	w->publishes = s->publishes;
-	/*
-	 * Every thread blocks in accept(2): the kernel hands each connection
-	 * to exactly one of them.  FCGI_FAIL_ACCEPT_ON_INTR lets the stop
-	 * signal get a thread out of it.  The signal is blocked except
-	 * around accept: a request being read or answered is never
-	 * interrupted, and a signal sent meanwhile waits for the next accept.
-	 */
-	FCGX_InitRequest(&fr, s->listenfd, FCGI_FAIL_ACCEPT_ON_INTR);
-	while (!*s->stop) {
-		pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
-		rc = FCGX_Accept_r(&fr);
-		pthread_sigmask(SIG_BLOCK, &wake, NULL);
-		if (rc < 0) {
-			if (rc != -EINTR && !*s->stop) {
+	FCGX_InitRequest(&fr, s->listenfd, 0);
+	while (wait_for_work(s, ep)) {
+		/* non-blocking socket: EAGAIN when another thread took it */
+		if ((rc = FCGX_Accept_r(&fr)) < 0) {
+			if (rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR && !*s->stop) {
 				log_warn("accept: %s", strerror(-rc));
 				usleep(10000);	/* EMFILE and friends: do not spin */
 			}
@@ -238,65 +248,55 @@ serve_thread(void *arg)
 		FCGX_Finish_r(&fr);
 	}
 	FCGX_Free(&fr, 1);
+out:
+	if (ep >= 0)
+		close(ep);
 	worker_free(w);
-	__atomic_sub_fetch(&s->running, 1, __ATOMIC_SEQ_CST);
 	return NULL;
 }
 
 /*
  * Serve listenfd with cfg->threads threads until *stop becomes true;
- * then let each thread finish the request it is in and return.  Threads
- * are woken from accept(2) with SIGUSR2 (blocked while they handle a
- * request, so it stays pending until they are back at accept).
+ * then let each thread finish the request it is in and return.
  */
 int
 fcgi_serve(int listenfd, const struct config *cfg, volatile int *stop)
 {
 	struct serve s = { .listenfd = listenfd, .cfg = cfg, .stop = stop };
-	struct sigaction sa;
-	sigset_t wake;
 	pthread_t *tids;
 	int i, n = cfg->threads, flags;
 
-	if (FCGX_Init() != 0)
+	if (FCGX_Init() != 0 || pipe2(s.stop_pipe, O_CLOEXEC) != 0)
 		return -1;
 	flags = fcntl(listenfd, F_GETFL);
-	if (flags < 0 || fcntl(listenfd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+	if (flags < 0 || fcntl(listenfd, F_SETFL, flags | O_NONBLOCK) < 0)
 		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_wake;	/* no SA_RESTART: accept must fail with EINTR */
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR2, &sa, NULL);
-	sigemptyset(&wake);
-	sigaddset(&wake, SIGUSR2);
-	pthread_sigmask(SIG_BLOCK, &wake, NULL);	/* threads inherit it blocked */
 	/* a group can hold at most one publish per thread */
 	if ((s.publishes = gc_new((size_t)n)) == NULL ||
 	    (tids = calloc((size_t)n, sizeof(*tids))) == NULL) {
 		gc_free(s.publishes);
 		return -1;
 	}
-	for (i = 0; i < n; i++) {
-		__atomic_add_fetch(&s.running, 1, __ATOMIC_SEQ_CST);
+	for (i = 0; i < n; i++)
 		if (pthread_create(&tids[i], NULL, serve_thread, &s) != 0) {
-			__atomic_sub_fetch(&s.running, 1, __ATOMIC_SEQ_CST);
 			log_error("cannot start thread %d", i);
 			*stop = 1;
 			n = i;
 			break;
 		}
-	}
 	while (!*stop)
 		usleep(100000);
-	/* threads notice *stop before they accept again; the socket is no longer ours */
+	/*
+	 * Let go of the socket first, so that new connections go to other
+	 * workers (or, when the whole pool stops, are refused), then wake
+	 * every waiting thread; threads in a request finish it first.
+	 */
 	close(listenfd);
-	while (__atomic_load_n(&s.running, __ATOMIC_SEQ_CST) > 0) {
-		for (i = 0; i < n; i++)
-			pthread_kill(tids[i], SIGUSR2);
-		usleep(50000);
-	}
+	(void)write(s.stop_pipe[1], "x", 1);
 	for (i = 0; i < n; i++)
 		pthread_join(tids[i], NULL);
+	close(s.stop_pipe[0]);
+	close(s.stop_pipe[1]);
 	free(tids);
 	gc_free(s.publishes);
 	return 0;

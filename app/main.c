@@ -15,7 +15,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: sockudo-fcgi [-t] [-c file] [--listen addr] [--workers n] [--threads n]\n"
 	    "                    [--pidfile file]\n"
-	    "       sockudo-fcgi [-c file] migrate\n"
+	    "       sockudo-fcgi [-c file] migrate | maintain\n"
 	    "       sockudo-fcgi [-c file] app create [--id id] [--name name] [--key key]"
 	    " [--secret secret]\n"
 	    "       sockudo-fcgi [-c file] app list | show ID | enable ID | disable ID |"
@@ -91,6 +91,8 @@ main(int argc, char **argv)
 		return pool_run(path, cfg, over, sizeof(over) / sizeof(over[0]));
 	if (strcmp(argv[0], "migrate") == 0 && argc == 1)
 		ch = cli_migrate(cfg);
+	else if (strcmp(argv[0], "maintain") == 0 && argc == 1)
+		ch = cli_maintain(cfg);
 	else if (strcmp(argv[0], "app") == 0)
 		ch = cli_app(cfg, argc - 1, argv + 1);
 	else

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,7 +16,7 @@
 
 #define MAX_WORKERS 256
 
-static volatile sig_atomic_t got_term, got_hup, got_chld;
+static volatile sig_atomic_t got_term, got_hup, got_chld, got_alrm;
 static volatile int worker_stop;
 
 static void
@@ -27,6 +28,36 @@ on_signal(int sig)
 		got_hup = 1;
 	else if (sig == SIGCHLD)
 		got_chld = 1;
+	else if (sig == SIGALRM)
+		got_alrm = 1;
+}
+
+/*
+ * Every maintain_interval seconds the supervisor forks `maintain`
+ * (history retention, expired idempotency records), so a pool needs no
+ * timer unit.  Several hosts doing it at once is harmless.
+ */
+static void
+maintain_child(int listenfd, const struct config *cfg)
+{
+	sigset_t none;
+	pid_t pid = fork();
+	int rc;
+
+	if (pid != 0) {
+		if (pid < 0)
+			log_warn("maintain: fork: %s", strerror(errno));
+		return;
+	}
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_IGN);
+	close(listenfd);
+	dup2(STDERR_FILENO, STDOUT_FILENO);	/* its summary goes to the log */
+	rc = cli_maintain(cfg);
+	fflush(stdout);
+	_exit(rc);
 }
 
 static void
@@ -155,6 +186,44 @@ listen_fd(const struct config *cfg)
 	return -1;
 }
 
+/* The unix socket path of a listen address, or NULL for TCP and fd 0. */
+static const char *
+socket_path(const char *listen)
+{
+	const char *path = strncmp(listen, "unix:", 5) == 0 ? listen + 5 : listen;
+
+	return *path == '/' ? path : NULL;
+}
+
+/*
+ * Remove the unix socket only if the path still names the file we bound
+ * (st): a newer pool may have replaced it, and that one is not ours.
+ */
+static void
+unlink_own_socket(const char *listen, const struct stat *st)
+{
+	const char *path = socket_path(listen);
+	struct stat now;
+
+	if (path != NULL && stat(path, &now) == 0 && now.st_dev == st->st_dev &&
+	    now.st_ino == st->st_ino)
+		unlink(path);
+}
+
+/* Remove the pidfile only if it still holds our pid. */
+static void
+unlink_own_pidfile(const char *path)
+{
+	FILE *f;
+	int pid = 0;
+
+	if (*path == '\0' || (f = fopen(path, "r")) == NULL)
+		return;
+	if (fscanf(f, "%d", &pid) == 1 && pid == (int)getpid())
+		unlink(path);
+	fclose(f);
+}
+
 static void
 write_pidfile(const char *path)
 {
@@ -181,6 +250,7 @@ pool_run(const char *confpath, struct config *cfg, const struct config_override 
     size_t nover)
 {
 	struct slot slots[MAX_WORKERS * 2];
+	struct stat bound;		/* the socket file we created */
 	struct config *next;
 	sigset_t mask, old;
 	char err[256];
@@ -188,6 +258,9 @@ pool_run(const char *confpath, struct config *cfg, const struct config_override 
 
 	if ((listenfd = listen_fd(cfg)) < 0)
 		return 1;
+	memset(&bound, 0, sizeof(bound));
+	if (socket_path(cfg->listen) != NULL)
+		(void)stat(socket_path(cfg->listen), &bound);
 	if (metrics_init(router_count()) != 0) {
 		log_error("cannot map the metrics area");
 		return 1;
@@ -197,7 +270,9 @@ pool_run(const char *confpath, struct config *cfg, const struct config_override 
 	set_handler(SIGINT, on_signal);
 	set_handler(SIGHUP, on_signal);
 	set_handler(SIGCHLD, on_signal);
+	set_handler(SIGALRM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
+	alarm((unsigned)cfg->maintain_interval);
 
 	memset(slots, 0, sizeof(slots));
 	n = cfg->workers;
@@ -214,10 +289,16 @@ pool_run(const char *confpath, struct config *cfg, const struct config_override 
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGALRM);
 	sigprocmask(SIG_BLOCK, &mask, &old);
 	while (!got_term) {
-		if (!got_chld && !got_hup)
+		if (!got_chld && !got_hup && !got_alrm)
 			sigsuspend(&old);
+		if (got_alrm) {
+			got_alrm = 0;
+			maintain_child(listenfd, cfg);
+			alarm((unsigned)cfg->maintain_interval);
+		}
 		if (got_chld) {
 			got_chld = 0;
 			reap(slots, total, listenfd, cfg, gen, 0);
@@ -245,6 +326,7 @@ pool_run(const char *confpath, struct config *cfg, const struct config_override 
 			config_free(cfg);
 			cfg = next;
 			log_set_level(cfg->log_level);
+			alarm((unsigned)cfg->maintain_interval);
 			gen++;
 			/* compact live slots, then start the new generation */
 			int k = 0;
@@ -268,8 +350,7 @@ pool_run(const char *confpath, struct config *cfg, const struct config_override 
 	 * copies too), so a web server fails over at once instead of queueing
 	 * requests on a socket nobody will accept from again.
 	 */
-	if (strncmp(cfg->listen, "unix:", 5) == 0 || cfg->listen[0] == '/')
-		unlink(cfg->listen + (cfg->listen[0] == '/' ? 0 : 5));
+	unlink_own_socket(cfg->listen, &bound);
 	close(listenfd);
 	signal_gen(slots, total, gen + 1, SIGTERM);
 	for (i = 0; i < (cfg->request_timeout + 5) * 10 && live_workers(slots, total) > 0; i++) {
@@ -279,8 +360,7 @@ pool_run(const char *confpath, struct config *cfg, const struct config_override 
 	signal_gen(slots, total, gen + 1, SIGKILL);
 	while (waitpid(-1, NULL, 0) > 0)
 		;
-	if (*cfg->pidfile != '\0')
-		unlink(cfg->pidfile);
+	unlink_own_pidfile(cfg->pidfile);
 	log_info("stopped");
 	return 0;
 }

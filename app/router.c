@@ -24,6 +24,12 @@ static const struct route routes[] = {
 	{ "GET",  "/apps/:app/channels/:channel", h_channels_show, R_SIGNED | R_READ, "channel" },
 	{ "GET",  "/apps/:app/channels/:channel/users", h_channels_users, R_SIGNED | R_READ,
 	    "channel_users" },
+	{ "GET",  "/apps/:app/channels/:channel/history", h_history_list, R_SIGNED | R_READ,
+	    "history" },
+	{ "GET",  "/apps/:app/channels/:channel/history/state", h_history_state,
+	    R_SIGNED | R_READ, "history_state" },
+	{ "POST", "/apps/:app/channels/:channel/history/purge", h_history_purge,
+	    R_SIGNED | R_BODY | R_PUBLISH, "history_purge" },
 	{ "POST", "/apps/:app/users/:user/terminate_connections", h_users_terminate,
 	    R_SIGNED | R_BODY | R_PUBLISH, "terminate_connections" },
 };

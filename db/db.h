@@ -108,8 +108,29 @@ struct pub_row {
 int	db_messages_append(struct db *, const struct pub_row *, size_t n);
 int	db_append_atomic(size_t n);
 void	message_serial_new(char out[32], int64_t now);
+int	db_idem_expire(struct db *, int64_t now, long long *deleted);
 int	db_channel_last_event(struct db *, const char *app_id, const char *channel,
 	    json_object **out);
+
+/* ---- history.c (SPEC 5) ----------------------------------------- */
+
+struct history_page {
+	const char	*channel;
+	int		 newest_first;
+	long long	 after;		/* serial to continue after; 0: the start */
+	int64_t		 start_ms, end_ms;	/* inclusive; 0 and INT64_MAX: none */
+	size_t		 limit;
+	json_object	*items;		/* caller's array, filled */
+	int		 has_more;
+	long long	 last_serial;	/* of the last item */
+};
+
+int	db_history_page(struct db *, const char *app_id, struct history_page *);
+int	db_history_state(struct db *, const char *app_id, const char *channel,
+	    json_object *out);
+int	db_history_purge(struct db *, const char *app_id, const char *channel,
+	    long long before_serial, long long before_ms, long long *purged);
+int	db_history_retain(struct db *, const struct app *, int64_t now, long long *deleted);
 
 /* ---- channels.c: channel state (SPEC 4), written by the realtime layer */
 

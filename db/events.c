@@ -228,3 +228,21 @@ db_channel_last_event(struct db *d, const char *app_id, const char *channel, jso
 	*out = NULL;
 	return db_query(d, sql, v, 2, row_event, out);
 }
+
+/* Drop idempotency records past their window, in bounded batches (maintenance). */
+int
+db_idem_expire(struct db *d, int64_t now, long long *deleted)
+{
+	static const char sql[] = "DELETE FROM idempotency WHERE expires_at_ms < ? LIMIT 5000";
+	struct db_val v[] = { DB_I64(now) };
+	unsigned long long got;
+	int rc;
+
+	*deleted = 0;
+	do {
+		if ((rc = db_exec(d, sql, v, 1, &got)) != 0)
+			return rc;
+		*deleted += (long long)got;
+	} while (got == 5000);
+	return 0;
+}

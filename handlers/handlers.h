@@ -14,6 +14,11 @@ int	h_channels_show(struct req *, struct resp *);
 int	h_channels_users(struct req *, struct resp *);
 int	h_users_terminate(struct req *, struct resp *);
 
+/* history.c (SPEC 5) */
+int	h_history_list(struct req *, struct resp *);
+int	h_history_state(struct req *, struct resp *);
+int	h_history_purge(struct req *, struct resp *);
+
 /* ops.c (SPEC 9) */
 int	h_ops_live(struct req *, struct resp *);
 int	h_ops_up(struct req *, struct resp *);
