@@ -425,3 +425,52 @@ describe('-t and migrate', () => {
     assert.match(r.stdout + r.stderr, /\b0 migration\(s\) applied/);
   });
 });
+
+describe('supervisor duties', () => {
+  it('runs maintain every maintain_interval seconds, applying retention', async () => {
+    const dir = mkTmp();
+    const sock = path.join(dir, 'm.sock');
+    const conf = writeConf(path.join(dir, 'm.conf'), { listen: `unix:${sock}`, pidfile: null,
+      workers: 1, threads: 1, maintain_interval: 1 });
+    const keep = L.createApp('maint');
+    L.appSet(keep.id, 'history_max_messages', 2);
+    const ch = L.uniq('maint');
+    for (let i = 0; i < 5; i++) {
+      L.assertOk(await L.api(keep).post('/events', { name: 'e', channel: ch, data: `d${i}` }));
+    }
+    assert.equal(L.countMessages(keep.id), 5);
+    const pool = startPool(conf);
+    await waitLive(sock, pool);
+    await L.waitFor(async () => L.countMessages(keep.id) === 2,
+      { timeoutMs: 8000, intervalMs: 200, what: 'retention applied by the supervisor' });
+    const left = L.sql(`SELECT serial FROM messages WHERE app_id = ${L.sqlQuote(keep.id)} ORDER BY serial`)
+      .map((r) => Number(r[0]));
+    assert.deepEqual(left, [4, 5], 'the newest two are kept');
+    assert.match(pool.err, /maintain: \d+ messages past retention removed/);
+    pool.kill('SIGTERM');
+    assert.deepEqual(await withTimeout(pool.exited, 5000, 'pool exit'), { code: 0, signal: null });
+  });
+
+  it('a stopping pool leaves alone the socket and pidfile a newer pool took over', async () => {
+    const dir = mkTmp();
+    const sock = path.join(dir, 's.sock');
+    const pidfile = path.join(dir, 's.pid');
+    const conf = writeConf(path.join(dir, 's.conf'), { listen: `unix:${sock}`, pidfile,
+      workers: 1, threads: 1 });
+    const old = startPool(conf);
+    await waitLive(sock, old);
+    const fresh = startPool(conf);		// replaces the socket file and the pidfile
+    await L.waitFor(() => fs.existsSync(pidfile) &&
+      Number(fs.readFileSync(pidfile, 'utf8')) === fresh.pid,
+    { timeoutMs: 5000, intervalMs: 50, what: 'the new pidfile' });
+    await waitLive(sock, fresh);
+    old.kill('SIGTERM');
+    assert.deepEqual(await withTimeout(old.exited, 5000, 'old pool exit'), { code: 0, signal: null });
+    assert.ok(fs.existsSync(sock), 'the newer pool\'s socket is still there');
+    assert.equal(Number(fs.readFileSync(pidfile, 'utf8')), fresh.pid, 'the pidfile is the newer pool\'s');
+    assert.equal((await live(sock)).status, 200, 'the newer pool still answers');
+    fresh.kill('SIGTERM');
+    assert.deepEqual(await withTimeout(fresh.exited, 5000, 'new pool exit'), { code: 0, signal: null });
+    assert.ok(!fs.existsSync(sock) && !fs.existsSync(pidfile), 'the owner removed both');
+  });
+});
