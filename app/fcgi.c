@@ -5,8 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
-#include <sys/epoll.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +46,8 @@ struct serve {
 	int			 listenfd;
 	const struct config	*cfg;
 	volatile int		*stop;
-	int			 stop_pipe[2];	/* written once to wake every thread */
+	int			 stop_pipe[2];	/* written once to wake the waiter */
+	pthread_mutex_t		 accept_mu;	/* held by the thread waiting to accept */
 	struct groupcommit	*publishes;
 };
 
@@ -193,64 +193,54 @@ handle(FCGX_Request *fr, struct worker *w, const struct config *cfg)
 }
 
 /*
- * Wait until a connection may be waiting or a stop was asked for; returns
- * 1 to try accepting, 0 to stop.  The listening socket is registered with
- * EPOLLEXCLUSIVE, so a connection wakes one waiting thread, not all of
- * them; the stop pipe wakes every thread.  No signal is involved, so
+ * Take the next connection: returns 1 with one accepted into fr, 0 to
+ * stop.  One thread per process waits on the socket at a time (the rest
+ * queue on accept_mu), so a connection wakes one thread, not all of them,
+ * and the waiter sees every connection that is pending (poll is level
+ * triggered).  The stop pipe wakes the waiter; no signal is used, so
  * nothing can interrupt libfcgi halfway through taking a connection.
  */
 static int
-wait_for_work(struct serve *s, int ep)
+next_connection(struct serve *s, FCGX_Request *fr)
 {
-	struct epoll_event ev[2];
-	int n, i;
+	struct pollfd pfd[2] = { { .fd = s->listenfd, .events = POLLIN },
+	    { .fd = s->stop_pipe[0], .events = POLLIN } };
+	int rc, got = 0;
 
-	while (!*s->stop) {
-		n = epoll_wait(ep, ev, 2, 1000);
-		for (i = 0; i < n; i++)
-			if (ev[i].data.fd == s->listenfd && !*s->stop)
-				return 1;
+	pthread_mutex_lock(&s->accept_mu);
+	while (!got && !*s->stop) {
+		if (poll(pfd, 2, -1) < 0 || !(pfd[0].revents & POLLIN) || *s->stop)
+			continue;
+		/* non-blocking socket: EAGAIN when another process took it */
+		if ((rc = FCGX_Accept_r(fr)) >= 0)
+			got = 1;
+		else if (rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR) {
+			log_warn("accept: %s", strerror(-rc));
+			usleep(10000);	/* EMFILE and friends: do not spin */
+		}
 	}
-	return 0;
+	pthread_mutex_unlock(&s->accept_mu);
+	return got;
 }
 
 static void *
 serve_thread(void *arg)
 {
 	struct serve *s = arg;
-	struct epoll_event a = { .events = EPOLLIN | EPOLLEXCLUSIVE };
-	struct epoll_event b = { .events = EPOLLIN };
-	struct worker *w = NULL;
+	struct worker *w;
 	FCGX_Request fr;
-	int ep, rc;
 
-	a.data.fd = s->listenfd;
-	b.data.fd = s->stop_pipe[0];
-	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
-	    epoll_ctl(ep, EPOLL_CTL_ADD, s->listenfd, &a) != 0 ||
-	    epoll_ctl(ep, EPOLL_CTL_ADD, s->stop_pipe[0], &b) != 0 ||
-	    (w = worker_new(s->cfg)) == NULL) {
-		log_error("worker: cannot set up a thread: %s", strerror(errno));
-		goto out;
+	if ((w = worker_new(s->cfg)) == NULL) {
+		log_error("worker: cannot set up a thread");
+		return NULL;
 	}
 	w->publishes = s->publishes;
 	FCGX_InitRequest(&fr, s->listenfd, 0);
-	while (wait_for_work(s, ep)) {
-		/* non-blocking socket: EAGAIN when another thread took it */
-		if ((rc = FCGX_Accept_r(&fr)) < 0) {
-			if (rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR && !*s->stop) {
-				log_warn("accept: %s", strerror(-rc));
-				usleep(10000);	/* EMFILE and friends: do not spin */
-			}
-			continue;
-		}
+	while (next_connection(s, &fr)) {
 		handle(&fr, w, s->cfg);
 		FCGX_Finish_r(&fr);
 	}
 	FCGX_Free(&fr, 1);
-out:
-	if (ep >= 0)
-		close(ep);
 	worker_free(w);
 	return NULL;
 }
@@ -268,6 +258,7 @@ fcgi_serve(int listenfd, const struct config *cfg, volatile int *stop)
 
 	if (FCGX_Init() != 0 || pipe2(s.stop_pipe, O_CLOEXEC) != 0)
 		return -1;
+	pthread_mutex_init(&s.accept_mu, NULL);
 	flags = fcntl(listenfd, F_GETFL);
 	if (flags < 0 || fcntl(listenfd, F_SETFL, flags | O_NONBLOCK) < 0)
 		return -1;
@@ -289,7 +280,7 @@ fcgi_serve(int listenfd, const struct config *cfg, volatile int *stop)
 	/*
 	 * Let go of the socket first, so that new connections go to other
 	 * workers (or, when the whole pool stops, are refused), then wake
-	 * every waiting thread; threads in a request finish it first.
+	 * the waiting thread; threads in a request finish it first.
 	 */
 	close(listenfd);
 	(void)write(s.stop_pipe[1], "x", 1);
@@ -297,6 +288,7 @@ fcgi_serve(int listenfd, const struct config *cfg, volatile int *stop)
 		pthread_join(tids[i], NULL);
 	close(s.stop_pipe[0]);
 	close(s.stop_pipe[1]);
+	pthread_mutex_destroy(&s.accept_mu);
 	free(tids);
 	gc_free(s.publishes);
 	return 0;
