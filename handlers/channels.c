@@ -8,13 +8,7 @@
 #include "handlers.h"
 #include "db/db.h"
 
-static int
-store_error(struct resp *p, int rc)
-{
-	if (rc == DB_UNAVAILABLE)
-		return resp_unavailable(p, "the channel state store");
-	return resp_error(p, 500, "internal", "channel state read failed");
-}
+#define STATE_STORE "the channel state store"
 
 /*
  * GET /apps/{id}/channels?filter_by_prefix=&info=.  Statuses: 200, 400
@@ -38,7 +32,7 @@ h_channels_list(struct req *r, struct resp *p)
 		return resp_error(p, 400, "invalid_input",
 		    "user_count needs filter_by_prefix=presence-");
 	if ((chans = channel_state_list(r, prefix, subs, users, &rc)) == NULL)
-		return store_error(p, rc);
+		return store_error(p, rc, STATE_STORE, "channel state read failed");
 	out = json_object_new_object();
 	json_object_object_add(out, "channels", chans);
 	return resp_json(p, 200, out);
@@ -81,7 +75,7 @@ h_channels_show(struct req *r, struct resp *p)
 		return resp_error(p, 400, "invalid_input",
 		    "cache is only available for cache- channels");
 	if ((rc = channel_state_counts(r, ch, &nsubs, &nusers)) != 0)
-		return store_error(p, rc);
+		return store_error(p, rc, STATE_STORE, "channel state read failed");
 	out = json_object_new_object();
 	json_object_object_add(out, "occupied", json_object_new_boolean(nsubs > 0));
 	if (subs)
@@ -92,7 +86,7 @@ h_channels_show(struct req *r, struct resp *p)
 		json_object *last;
 		if ((rc = db_channel_last_event(r->w->db, r->app.id, ch, &last)) != 0) {
 			json_object_put(out);
-			return store_error(p, rc);
+			return store_error(p, rc, STATE_STORE, "channel state read failed");
 		}
 		json_object_object_add(out, "cache", last);
 	}
@@ -114,7 +108,7 @@ h_channels_users(struct req *r, struct resp *p)
 	arr = json_object_new_array();
 	if ((rc = db_channel_users(r->w->db, r->app.id, ch, arr)) != 0) {
 		json_object_put(arr);
-		return store_error(p, rc);
+		return store_error(p, rc, STATE_STORE, "channel state read failed");
 	}
 	out = json_object_new_object();
 	json_object_object_add(out, "users", arr);
@@ -132,7 +126,6 @@ h_users_terminate(struct req *r, struct resp *p)
 	if (len == 0 || len > 200)
 		return resp_error(p, 400, "invalid_input", "user ids are 1 to 200 bytes");
 	if ((rc = db_user_terminate(r->w->db, r->app.id, user, NULL)) != 0)
-		return rc == DB_UNAVAILABLE ? resp_unavailable(p, "the channel state store") :
-		    resp_error(p, 500, "internal", "could not record the termination");
+		return store_error(p, rc, STATE_STORE, "could not record the termination");
 	return resp_json(p, 200, json_object_new_object());
 }

@@ -594,17 +594,15 @@ publish(struct req *r, struct resp *p, struct ev *evs, size_t n, const char *req
 		for (c = 0; c < evs[i].nchannels; c++)
 			message_serial_new(evs[i].serials[c], u.now);
 		if ((rc = ev_info(r, &evs[i])) != 0)
-			return rc == DB_UNAVAILABLE ? resp_unavailable(p, "the channel state store") :
-			    resp_error(p, 500, "internal", "channel state read failed");
+			return store_error(p, rc, "the channel state store",
+			    "channel state read failed");
 	}
 	if (r->w->publishes != NULL)
 		rc = gc_submit(r->w->publishes, &item, &pub_ops, r->w);
 	else
 		rc = group_tx_retry(r->w->db, (struct pub *[]){ &u }, 1);
-	if (rc == DB_UNAVAILABLE)
-		return resp_unavailable(p, "the message store");
 	if (rc != 0)
-		return resp_error(p, 500, "internal", "the events could not be stored");
+		return store_error(p, rc, "the message store", "the events could not be stored");
 	if (u.answered)
 		return p->status == 200 ? 0 : p->status;
 	for (i = 0; i < n; i++)

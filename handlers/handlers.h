@@ -32,6 +32,9 @@ int	channel_state_counts(struct req *, const char *channel, long long *subs,
 json_object *channel_state_list(struct req *, const char *prefix, int subs, int users,
 	    int *rc);
 
+/* store.c */
+int	store_error(struct resp *, int rc, const char *store, const char *what);
+
 /* info.c: the `info` attribute lists of SPEC 3 and 4 */
 int	info_parse(const char *list, int *subs, int *users, int *cache, char *err,
 	    size_t errlen);

@@ -14,6 +14,8 @@
 #define MAX_LIMIT 1000
 #define DEFAULT_LIMIT 100
 #define MAC_HEX 32	/* 128 bits of HMAC-SHA256 */
+#define HISTORY_STORE "the message store"
+#define HISTORY_FAILED "the history could not be read"
 
 /*
  * A cursor is "<serial>.<mac>": the position to continue after and an
@@ -71,14 +73,6 @@ feature_check(struct req *r, struct resp *p, const char **ch)
 	return 0;
 }
 
-static int
-store_error(struct resp *p, int rc)
-{
-	if (rc == DB_UNAVAILABLE)
-		return resp_unavailable(p, "the message store");
-	return resp_error(p, 500, "internal", "the history could not be read");
-}
-
 /*
  * GET /apps/{id}/channels/{channel}/history?limit=&direction=&cursor=&start=&end=
  * Statuses: 200, 400 (bad limit, direction, bounds or cursor), 403
@@ -117,7 +111,7 @@ h_history_list(struct req *r, struct resp *p)
 	pg.items = json_object_new_array();
 	if ((rc = db_history_page(r->w->db, r->app.id, &pg)) != 0) {
 		json_object_put(pg.items);
-		return store_error(p, rc);
+		return store_error(p, rc, HISTORY_STORE, HISTORY_FAILED);
 	}
 	out = json_object_new_object();
 	json_object_object_add(out, "items", pg.items);
@@ -148,7 +142,7 @@ h_history_state(struct req *r, struct resp *p)
 	json_object_object_add(out, "channel", json_object_new_string(ch));
 	if ((rc = db_history_state(r->w->db, r->app.id, ch, out)) != 0) {
 		json_object_put(out);
-		return store_error(p, rc);
+		return store_error(p, rc, HISTORY_STORE, HISTORY_FAILED);
 	}
 	return resp_json(p, 200, out);
 }
@@ -206,7 +200,7 @@ h_history_purge(struct req *r, struct resp *p)
 		return resp_error(p, 400, "invalid_input",
 		    "mode must be all, before_serial or before_time_ms");
 	if ((rc = db_history_purge(r->w->db, r->app.id, ch, serial, before, &purged)) != 0)
-		return store_error(p, rc);
+		return store_error(p, rc, HISTORY_STORE, HISTORY_FAILED);
 	out = json_object_new_object();
 	json_object_object_add(out, "purged", json_object_new_int64(purged));
 	return resp_json(p, 200, out);
