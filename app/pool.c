@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -18,6 +19,8 @@
 
 static volatile sig_atomic_t got_term, got_hup, got_chld, got_alrm;
 static volatile int worker_stop;
+
+static void	die_with_parent(pid_t);
 
 static void
 on_signal(int sig)
@@ -41,7 +44,7 @@ static void
 maintain_child(int listenfd, const struct config *cfg)
 {
 	sigset_t none;
-	pid_t pid = fork();
+	pid_t ppid = getpid(), pid = fork();
 	int rc;
 
 	if (pid != 0) {
@@ -53,6 +56,7 @@ maintain_child(int listenfd, const struct config *cfg)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGHUP, SIG_IGN);
+	die_with_parent(ppid);
 	close(listenfd);
 	dup2(STDERR_FILENO, STDOUT_FILENO);	/* its summary goes to the log */
 	rc = cli_maintain(cfg);
@@ -79,8 +83,21 @@ set_handler(int sig, void (*fn)(int))
 }
 
 /* A worker process: serve until SIGTERM, finish in-flight requests, exit. */
+/*
+ * A child stops when its supervisor dies, even by SIGKILL: an orphaned
+ * worker would hold the socket and keep serving with no one to restart it
+ * or to drain it.  ppid is the supervisor's pid, taken before the fork.
+ */
 static void
-worker_main(int listenfd, const struct config *cfg)
+die_with_parent(pid_t ppid)
+{
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != ppid)		/* it died before prctl */
+		kill(getpid(), SIGTERM);
+}
+
+static void
+worker_main(int listenfd, const struct config *cfg, pid_t ppid)
 {
 	sigset_t none;
 
@@ -90,6 +107,7 @@ worker_main(int listenfd, const struct config *cfg)
 	set_handler(SIGTERM, on_worker_term);
 	set_handler(SIGINT, on_worker_term);
 	set_handler(SIGHUP, SIG_IGN);
+	die_with_parent(ppid);
 	set_handler(SIGCHLD, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
 	if (fcgi_serve(listenfd, cfg, &worker_stop) != 0) {
@@ -108,10 +126,10 @@ struct slot {
 static pid_t
 spawn(int listenfd, const struct config *cfg)
 {
-	pid_t pid = fork();
+	pid_t ppid = getpid(), pid = fork();
 
 	if (pid == 0)
-		worker_main(listenfd, cfg);
+		worker_main(listenfd, cfg, ppid);
 	if (pid < 0)
 		log_error("fork: %s", strerror(errno));
 	return pid;
