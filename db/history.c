@@ -47,8 +47,9 @@ first_i64(const struct db_row *row, void *arg)
 
 /*
  * The serial range [lo, hi] holding the channel's messages published in
- * [start_ms, end_ms], found with two lookups in the time index (serials
- * follow publish times as long as the publishers' clocks do).  Sets an
+ * [start_ms, end_ms], found with two lookups in the time index.  The
+ * messages_serial trigger (006_monotonic_time.sql) keeps a channel's
+ * times non-decreasing in serial order, so the range is exact.  Sets an
  * empty range (lo > hi) when there is none.
  */
 static int

@@ -32,6 +32,13 @@ int	channel_state_counts(struct req *, const char *channel, long long *subs,
 json_object *channel_state_list(struct req *, const char *prefix, int subs, int users,
 	    int *rc);
 
+/* cursor.c: paging cursors bound to a scope string (SPEC 5-7) */
+#define CURSOR_MAX 64
+void	cursor_make(const struct req *, const char *scope, long long pos,
+	    char out[CURSOR_MAX]);
+int	cursor_parse(const struct req *, const char *scope, const char *cursor,
+	    long long *pos);
+
 /* store.c */
 int	store_error(struct resp *, int rc, const char *store, const char *what);
 

@@ -6,58 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "handlers.h"
 #include "db/db.h"
 
 #define MAX_LIMIT 1000
 #define DEFAULT_LIMIT 100
-#define MAC_HEX 32	/* 128 bits of HMAC-SHA256 */
 #define HISTORY_STORE "the message store"
 #define HISTORY_FAILED "the history could not be read"
 
-/*
- * A cursor is "<serial>.<mac>": the position to continue after and an
- * HMAC, keyed with the app's secret, over everything the position is only
- * meaningful with (app, channel, direction and bounds).  A cursor that was
- * altered, or made for another app, channel, direction or bounds, fails
- * the check.
- */
+/* What a history cursor is bound to besides the app (handlers/cursor.c). */
 static void
-cursor_mac(const struct req *r, const struct history_page *pg, long long serial,
-    char out[MAC_HEX + 1])
+history_scope(const struct history_page *pg, char *out, size_t len)
 {
-	char msg[512], mac[65];
-
-	snprintf(msg, sizeof(msg), "history\n%s\n%s\n%s\n%lld\n%lld\n%lld", r->app.id,
-	    pg->channel, pg->newest_first ? "newest_first" : "oldest_first",
-	    (long long)pg->start_ms, (long long)pg->end_ms, serial);
-	auth_hmac_hex(r->app.secret, msg, mac);
-	memcpy(out, mac, MAC_HEX);
-	out[MAC_HEX] = '\0';
-}
-
-static int
-cursor_parse(const struct req *r, struct history_page *pg, const char *cursor)
-{
-	char num[24], want[MAC_HEX + 1];
-	const char *dot = strchr(cursor, '.');
-	long long serial;
-	size_t n;
-
-	if (dot == NULL || (n = (size_t)(dot - cursor)) == 0 || n >= sizeof(num) ||
-	    strlen(dot + 1) != MAC_HEX)
-		return -1;
-	memcpy(num, cursor, n);
-	num[n] = '\0';
-	if (str_to_ll(num, 1, INT64_MAX - 1, &serial) != 0)
-		return -1;
-	cursor_mac(r, pg, serial, want);
-	if (CRYPTO_memcmp(want, dot + 1, MAC_HEX) != 0)
-		return -1;
-	pg->after = serial;
-	return 0;
+	snprintf(out, len, "history\n%s\n%s\n%lld\n%lld", pg->channel,
+	    pg->newest_first ? "newest_first" : "oldest_first",
+	    (long long)pg->start_ms, (long long)pg->end_ms);
 }
 
 static int
@@ -84,7 +47,7 @@ h_history_list(struct req *r, struct resp *p)
 	struct history_page pg = { .newest_first = 1, .start_ms = 0, .end_ms = INT64_MAX };
 	const char *dir = req_param(r, "direction"), *cursor = req_param(r, "cursor");
 	long long limit, start, end;
-	char mac[MAC_HEX + 1], next[24 + MAC_HEX + 2];
+	char scope[320], next[CURSOR_MAX];
 	json_object *out;
 	int rc;
 
@@ -105,7 +68,8 @@ h_history_list(struct req *r, struct resp *p)
 	pg.start_ms = start;
 	pg.end_ms = req_param(r, "end") != NULL ? end : INT64_MAX;
 	pg.limit = (size_t)limit;
-	if (cursor != NULL && cursor_parse(r, &pg, cursor) != 0)
+	history_scope(&pg, scope, sizeof(scope));
+	if (cursor != NULL && cursor_parse(r, scope, cursor, &pg.after) != 0)
 		return resp_error(p, 400, "invalid_input",
 		    "cursor is not one this server issued for this channel, direction and bounds");
 	pg.items = json_object_new_array();
@@ -117,8 +81,7 @@ h_history_list(struct req *r, struct resp *p)
 	json_object_object_add(out, "items", pg.items);
 	json_object_object_add(out, "has_more", json_object_new_boolean(pg.has_more));
 	if (pg.has_more) {
-		cursor_mac(r, &pg, pg.last_serial, mac);
-		snprintf(next, sizeof(next), "%lld.%s", pg.last_serial, mac);
+		cursor_make(r, scope, pg.last_serial, next);
 		json_object_object_add(out, "next_cursor", json_object_new_string(next));
 	} else
 		json_object_object_add(out, "next_cursor", NULL);
