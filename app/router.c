@@ -30,6 +30,22 @@ static const struct route routes[] = {
 	    R_SIGNED | R_READ, "history_state" },
 	{ "POST", "/apps/:app/channels/:channel/history/purge", h_history_purge,
 	    R_SIGNED | R_BODY | R_PUBLISH, "history_purge" },
+#define MESSAGE "/apps/:app/channels/:channel/messages/:serial"
+	{ "GET",  MESSAGE,		h_message_get,	R_SIGNED | R_READ, "message" },
+	{ "GET",  MESSAGE "/versions",	h_message_versions, R_SIGNED | R_READ, "message_versions" },
+	{ "POST", MESSAGE "/update",	h_message_update, R_SIGNED | R_BODY | R_PUBLISH,
+	    "message_update" },
+	{ "POST", MESSAGE "/delete",	h_message_delete, R_SIGNED | R_BODY | R_PUBLISH,
+	    "message_delete" },
+	{ "POST", MESSAGE "/append",	h_message_append, R_SIGNED | R_BODY | R_PUBLISH,
+	    "message_append" },
+	{ "POST", MESSAGE "/annotations", h_annotation_add, R_SIGNED | R_BODY | R_PUBLISH,
+	    "annotation_add" },
+	{ "GET",  MESSAGE "/annotations", h_annotation_list, R_SIGNED | R_READ,
+	    "annotation_list" },
+	{ "DELETE", MESSAGE "/annotations/:annotation", h_annotation_delete,
+	    R_SIGNED | R_PUBLISH, "annotation_delete" },
+#undef MESSAGE
 	{ "POST", "/apps/:app/users/:user/terminate_connections", h_users_terminate,
 	    R_SIGNED | R_BODY | R_PUBLISH, "terminate_connections" },
 };

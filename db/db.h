@@ -132,6 +132,98 @@ int	db_history_purge(struct db *, const char *app_id, const char *channel,
 	    long long before_serial, long long before_ms, long long *purged);
 int	db_history_retain(struct db *, const struct app *, int64_t now, long long *deleted);
 
+/* ---- messages.c: versioned messages (SPEC 6) ------------------- */
+
+enum { MSG_CREATE, MSG_UPDATE, MSG_DELETE, MSG_APPEND };
+
+#define VERSION_SERIAL_MAX 48
+
+/* What a change needs to know of a message, read (and locked) first. */
+struct msg_head {
+	int		 found;
+	int		 action;	/* MSG_* of its latest version */
+	long long	 version_seq;	/* its latest version's number, from 1 */
+	size_t		 datalen;
+	long long	 annotation_seq; /* its last annotation's number */
+};
+
+/* One mutation: fields left NULL keep their value. */
+struct msg_change {
+	int		 action;	/* MSG_UPDATE, MSG_DELETE or MSG_APPEND */
+	const char	*name;
+	const char	*data;		/* append: the text to append */
+	size_t		 datalen;
+	const char	*client_id;
+	const char	*description;
+	int64_t		 now;
+};
+
+struct version_page {
+	const char	*channel;
+	const char	*serial;
+	int		 newest_first;
+	long long	 after;		/* version to continue after; 0: the start */
+	size_t		 limit;
+	json_object	*items;		/* caller's array, filled */
+	int		 has_more;
+	long long	 last_seq;	/* of the last item */
+};
+
+/* A version's columns as msg_version_json reads them, from a messages row... */
+#define MSG_VERSION_COLS "name, data, action, version_seq," \
+	" COALESCE(version_ms, published_at_ms), version_client_id, version_description"
+/* ...and a whole message, as msg_row_json reads it. */
+#define MSG_ROW_COLS "message_serial, serial, published_at_ms, " MSG_VERSION_COLS
+
+void	version_serial(char out[VERSION_SERIAL_MAX], const char *message_serial,
+	    long long seq);
+int	msg_action(const char *);
+json_object *msg_version_json(const char *channel, const char *message_serial,
+	    const struct db_row *, unsigned col);
+json_object *msg_row_json(const char *channel, const struct db_row *);
+int	db_message_head(struct db *, const char *app_id, const char *channel,
+	    const char *serial, int lock, struct msg_head *);
+int	db_message_get(struct db *, const char *app_id, const char *channel,
+	    const char *serial, json_object **out);
+int	db_message_change(struct db *, const char *app_id, const char *serial,
+	    const struct msg_head *, const struct msg_change *, long long *seq);
+int	db_message_versions(struct db *, const char *app_id, struct version_page *);
+
+/* ---- annotations.c (SPEC 7) ------------------------------------- */
+
+enum { SUM_TOTAL, SUM_FLAG, SUM_DISTINCT, SUM_UNIQUE, SUM_MULTIPLE };
+
+struct annotation {
+	const char	*type;
+	int		 summarizer;	/* SUM_* */
+	const char	*name;		/* or NULL */
+	const char	*client_id;	/* or NULL */
+	long long	 count;		/* multiple: 1 or more */
+	const char	*data;		/* or NULL */
+	size_t		 datalen;
+	int64_t		 now;
+};
+
+struct annotation_page {
+	const char	*serial;	/* the message */
+	const char	*type;		/* filters, or NULL */
+	const char	*client_id;
+	long long	 after;		/* annotation number to continue after */
+	size_t		 limit;
+	json_object	*items;		/* caller's array, filled */
+	int		 has_more;
+	long long	 last_seq;
+};
+
+int	summarizer_of(const char *type);
+int	db_annotation_add(struct db *, const char *app_id, const char *serial,
+	    const struct msg_head *, const struct annotation *, char aserial[32]);
+int	db_annotation_delete(struct db *, const char *app_id, const char *serial,
+	    const char *aserial);
+int	db_annotation_summary(struct db *, const char *app_id, const char *serial,
+	    json_object *summary);
+int	db_annotation_list(struct db *, const char *app_id, struct annotation_page *);
+
 /* ---- channels.c: channel state (SPEC 4), written by the realtime layer */
 
 int	db_conn_add(struct db *, const char *app_id, const char *socket_id,

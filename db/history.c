@@ -12,29 +12,13 @@ static int
 row_item(const struct db_row *row, void *arg)
 {
 	struct history_page *pg = arg;
-	json_object *o, *v;
-	long long serial = strtoll(row->col[0], NULL, 10);
-	long long at = strtoll(row->col[4], NULL, 10);
 
 	if ((size_t)json_object_array_length(pg->items) == pg->limit) {
 		pg->has_more = 1;
 		return 1;
 	}
-	o = json_object_new_object();
-	json_object_object_add(o, "serial", json_object_new_int64(serial));
-	json_object_object_add(o, "message_serial", json_object_new_string(row->col[1]));
-	json_object_object_add(o, "name", json_object_new_string(row->col[2]));
-	json_object_object_add(o, "channel", json_object_new_string(pg->channel));
-	json_object_object_add(o, "data", json_object_new_string_len(row->col[3],
-	    (int)row->len[3]));
-	json_object_object_add(o, "published_at_ms", json_object_new_int64(at));
-	json_object_object_add(o, "action", json_object_new_string("create"));
-	v = json_object_new_object();
-	json_object_object_add(v, "serial", json_object_new_string(row->col[1]));
-	json_object_object_add(v, "timestamp_ms", json_object_new_int64(at));
-	json_object_object_add(o, "version", v);
-	json_object_array_add(pg->items, o);
-	pg->last_serial = serial;
+	json_object_array_add(pg->items, msg_row_json(pg->channel, row));
+	pg->last_serial = strtoll(row->col[1], NULL, 10);
 	return 0;
 }
 
@@ -85,11 +69,11 @@ serial_range(struct db *d, const char *app_id, const struct history_page *pg,
 int
 db_history_page(struct db *d, const char *app_id, struct history_page *pg)
 {
-	static const char newest[] = "SELECT serial, message_serial, name, data, published_at_ms"
-	    " FROM messages WHERE app_id = ? AND channel = ? AND serial BETWEEN ? AND ?"
+	static const char newest[] = "SELECT " MSG_ROW_COLS " FROM messages"
+	    " WHERE app_id = ? AND channel = ? AND serial BETWEEN ? AND ?"
 	    " AND published_at_ms BETWEEN ? AND ? ORDER BY serial DESC LIMIT ?";
-	static const char oldest[] = "SELECT serial, message_serial, name, data, published_at_ms"
-	    " FROM messages WHERE app_id = ? AND channel = ? AND serial BETWEEN ? AND ?"
+	static const char oldest[] = "SELECT " MSG_ROW_COLS " FROM messages"
+	    " WHERE app_id = ? AND channel = ? AND serial BETWEEN ? AND ?"
 	    " AND published_at_ms BETWEEN ? AND ? ORDER BY serial ASC LIMIT ?";
 	long long lo = 1, hi = INT64_MAX;
 	int rc;

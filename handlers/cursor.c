@@ -1,4 +1,4 @@
-/* handlers/cursor.c: the opaque, server-authenticated paging cursors of SPEC 5-7. */
+/* handlers/cursor.c: paging (SPEC 5-7): limits, directions, and opaque authenticated cursors. */
 #include "config.h"
 
 #include <stdint.h>
@@ -11,6 +11,8 @@
 #include "handlers.h"
 
 #define MAC_HEX 32	/* 128 bits of HMAC-SHA256 */
+#define MAX_PAGE 1000
+#define DEFAULT_PAGE 100
 
 /*
  * A cursor is "<position>.<mac>": where to continue, and an HMAC keyed
@@ -65,5 +67,31 @@ cursor_parse(const struct req *r, const char *scope, const char *cursor, long lo
 	if (strlen(cursor) != strlen(want) || CRYPTO_memcmp(want, cursor, strlen(want)) != 0)
 		return -1;
 	*pos = v;
+	return 0;
+}
+
+/*
+ * The limit (1 to 1000, default 100) and, when the route has one, the
+ * direction (newest_first, the default, or oldest_first) of a paged
+ * read.  Returns 0, or the 400 it answered.
+ */
+int
+paging_params(struct req *r, struct resp *p, int with_direction, int *newest_first,
+    size_t *limit)
+{
+	const char *dir = req_param(r, "direction");
+	long long n;
+
+	if (req_param_int(r, "limit", 1, MAX_PAGE, DEFAULT_PAGE, &n) != 0)
+		return resp_error(p, 400, "invalid_input", "limit must be 1 to %d", MAX_PAGE);
+	*limit = (size_t)n;
+	if (!with_direction)
+		return 0;
+	*newest_first = 1;
+	if (dir != NULL && strcmp(dir, "oldest_first") == 0)
+		*newest_first = 0;
+	else if (dir != NULL && strcmp(dir, "newest_first") != 0)
+		return resp_error(p, 400, "invalid_input",
+		    "direction must be newest_first or oldest_first");
 	return 0;
 }

@@ -5,12 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "handlers.h"
 #include "db/db.h"
 
-#define MAX_IDEM_KEY 128
 #define TX_ATTEMPTS 3
 
 /* One validated event.  Strings are borrowed from the request's JSON. */
@@ -43,58 +40,6 @@ ev_free(struct ev *e)
 		json_object_put(e->stored);
 }
 
-/* A string member (also under its camelCase alias); NULL when absent. */
-static json_object *
-member(json_object *o, const char *key, const char *alias)
-{
-	json_object *v = NULL;
-
-	if (!json_object_object_get_ex(o, key, &v) && alias != NULL)
-		json_object_object_get_ex(o, alias, &v);
-	return v;
-}
-
-/* A JSON string as a C string, NULL when not a string or it holds a NUL byte. */
-static const char *
-cstr(json_object *v)
-{
-	const char *s;
-
-	if (v == NULL || !json_object_is_type(v, json_type_string))
-		return NULL;
-	s = json_object_get_string(v);
-	return strlen(s) == (size_t)json_object_get_string_len(v) ? s : NULL;
-}
-
-static int
-valid_idem_key(const char *k)
-{
-	size_t i, len = strlen(k);
-
-	if (len == 0 || len > MAX_IDEM_KEY)
-		return 0;
-	for (i = 0; i < len; i++)
-		if ((unsigned char)k[i] < 0x21 || k[i] == 0x7f)
-			return 0;
-	return 1;
-}
-
-/* SHA-256 of the event's canonical JSON without its idempotency key. */
-static void
-request_hash(json_object *o, unsigned char out[32])
-{
-	json_object *copy = NULL;
-	const char *txt;
-	unsigned int len = 0;
-
-	json_object_deep_copy(o, &copy, NULL);
-	json_object_object_del(copy, "idempotency_key");
-	json_object_object_del(copy, "idempotencyKey");
-	txt = json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PLAIN);
-	EVP_Digest(txt, strlen(txt), out, &len, EVP_sha256(), NULL);
-	json_object_put(copy);
-}
-
 /*
  * Validate one event object against SPEC 3 and the app's limits.  On
  * failure returns 400 or 413 with msg set; nothing is stored.
@@ -110,27 +55,20 @@ ev_parse(json_object *o, const struct app *a, struct ev *e, char *msg, size_t ms
 	memset(e, 0, sizeof(*e));
 	if (!json_object_is_type(o, json_type_object))
 		return snprintf(msg, msglen, "an event must be a JSON object"), 400;
-	if ((e->name = cstr(member(o, "name", NULL))) == NULL)
+	if ((e->name = body_string(body_member(o, "name", NULL))) == NULL)
 		return snprintf(msg, msglen, "name is required and must be a string"), 400;
 	if (!valid_event_name(e->name, err, sizeof(err)))
 		return snprintf(msg, msglen, "%s", err), 400;
 
-	if ((v = member(o, "data", NULL)) == NULL)
+	if ((v = body_member(o, "data", NULL)) == NULL)
 		return snprintf(msg, msglen, "data is required"), 400;
-	if (json_object_is_type(v, json_type_string)) {
-		e->datap = json_object_get_string(v);
-		e->datalen = (size_t)json_object_get_string_len(v);
-	} else {
-		e->data = strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
-		e->datap = e->data;
-		e->datalen = e->data ? strlen(e->data) : 0;
-	}
+	body_data(v, &e->data, &e->datap, &e->datalen);
 	if (e->datalen > (size_t)a->max_event_data_bytes)
 		return snprintf(msg, msglen, "data is %zu bytes, over this app's limit of %d",
 		    e->datalen, a->max_event_data_bytes), 413;
 
-	v = member(o, "channel", NULL);
-	chs = member(o, "channels", NULL);
+	v = body_member(o, "channel", NULL);
+	chs = body_member(o, "channels", NULL);
 	if ((v == NULL) == (chs == NULL))
 		return snprintf(msg, msglen, "give exactly one of channel or channels"), 400;
 	if (chs != NULL && !json_object_is_type(chs, json_type_array))
@@ -146,7 +84,7 @@ ev_parse(json_object *o, const struct app *a, struct ev *e, char *msg, size_t ms
 	if (e->channels == NULL || e->serials == NULL)
 		return snprintf(msg, msglen, "out of memory"), 500;
 	for (i = 0; i < n; i++) {
-		s = cstr(chs != NULL ? json_object_array_get_idx(chs, i) : v);
+		s = body_string(chs != NULL ? json_object_array_get_idx(chs, i) : v);
 		if (s == NULL)
 			return snprintf(msg, msglen, "channel names must be strings"), 400;
 		if (!valid_channel_name(s, err, sizeof(err)))
@@ -158,21 +96,21 @@ ev_parse(json_object *o, const struct app *a, struct ev *e, char *msg, size_t ms
 	}
 	e->nchannels = n;
 
-	if ((v = member(o, "socket_id", "socketId")) != NULL &&
-	    ((e->socket_id = cstr(v)) == NULL || !valid_socket_id(e->socket_id)))
+	if ((v = body_member(o, "socket_id", "socketId")) != NULL &&
+	    ((e->socket_id = body_string(v)) == NULL || !valid_socket_id(e->socket_id)))
 		return snprintf(msg, msglen, "socket_id must look like \"123.456\""), 400;
-	if ((v = member(o, "info", NULL)) != NULL) {
-		if ((info = cstr(v)) == NULL)
+	if ((v = body_member(o, "info", NULL)) != NULL) {
+		if ((info = body_string(v)) == NULL)
 			return snprintf(msg, msglen, "info must be a string"), 400;
 		if (info_parse(info, &e->info_subs, &e->info_users, NULL, err, sizeof(err)) != 0)
 			return snprintf(msg, msglen, "%s", err), 400;
 	}
-	if ((v = member(o, "idempotency_key", "idempotencyKey")) != NULL &&
-	    ((e->idem_key = cstr(v)) == NULL || !valid_idem_key(e->idem_key)))
+	if ((v = body_member(o, "idempotency_key", "idempotencyKey")) != NULL &&
+	    ((e->idem_key = body_string(v)) == NULL || !idem_key_valid(e->idem_key)))
 		return snprintf(msg, msglen, "idempotency_key must be 1 to %d printable bytes",
 		    MAX_IDEM_KEY), 400;
 	if (e->idem_key != NULL)
-		request_hash(o, e->hash);
+		idem_hash(o, NULL, e->hash);
 	return 0;
 }
 
@@ -636,7 +574,7 @@ h_events_publish(struct req *r, struct resp *p)
 	}
 	key = e.idem_key;
 	if (r->idem_header != NULL) {
-		if (!valid_idem_key(r->idem_header) || (key != NULL && strcmp(key, r->idem_header))) {
+		if (!idem_key_valid(r->idem_header) || (key != NULL && strcmp(key, r->idem_header))) {
 			ev_free(&e);
 			return resp_error(p, 400, "invalid_input", "X-Idempotency-Key must be 1 to "
 			    "%d printable bytes and agree with idempotency_key", MAX_IDEM_KEY);
@@ -644,7 +582,7 @@ h_events_publish(struct req *r, struct resp *p)
 		key = r->idem_header;
 	}
 	if (key != NULL && e.idem_key == NULL)
-		request_hash(r->json, e.hash);
+		idem_hash(r->json, NULL, e.hash);
 	e.idem_key = NULL;	/* for a single event the key is the request's */
 	rc = publish(r, p, &e, 1, key, e.hash, 0);
 	ev_free(&e);
@@ -675,7 +613,7 @@ h_events_batch(struct req *r, struct resp *p)
 	if (n > (size_t)r->app.max_batch_size)
 		return resp_error(p, 400, "limit_exceeded", "%zu events, over the batch limit of %d",
 		    n, r->app.max_batch_size);
-	if (r->idem_header != NULL && !valid_idem_key(r->idem_header))
+	if (r->idem_header != NULL && !idem_key_valid(r->idem_header))
 		return resp_error(p, 400, "invalid_input",
 		    "X-Idempotency-Key must be 1 to %d printable bytes", MAX_IDEM_KEY);
 	if ((evs = calloc(n, sizeof(*evs))) == NULL)
@@ -690,7 +628,7 @@ h_events_batch(struct req *r, struct resp *p)
 		}
 	}
 	if (r->idem_header != NULL)
-		request_hash(r->json, hash);
+		idem_hash(r->json, NULL, hash);
 	rc = publish(r, p, evs, n, r->idem_header, hash, 1);
 out:
 	for (i = 0; i < parsed; i++)

@@ -19,6 +19,35 @@ int	h_history_list(struct req *, struct resp *);
 int	h_history_state(struct req *, struct resp *);
 int	h_history_purge(struct req *, struct resp *);
 
+/* messages.c (SPEC 6) */
+int	h_message_get(struct req *, struct resp *);
+int	h_message_versions(struct req *, struct resp *);
+int	h_message_update(struct req *, struct resp *);
+int	h_message_delete(struct req *, struct resp *);
+int	h_message_append(struct req *, struct resp *);
+
+/*
+ * A change of the message a route names (args: app, channel, serial), in
+ * one transaction holding the message's row lock, with the request's
+ * idempotency key.  apply answers with the status of *answer (200, 201),
+ * an error status it already put in the response (400 and up), or a
+ * negative DB_* code.
+ */
+struct db;
+struct msg_head;
+typedef int (*msg_apply_fn)(struct req *, struct resp *, const struct msg_head *,
+    void *arg, json_object **answer);
+int	message_check(struct req *, struct resp *, unsigned feature);
+int	message_tx(struct req *, struct resp *, const char *what, msg_apply_fn, void *arg,
+	    int mark_duplicate);
+int	paging_params(struct req *, struct resp *, int with_direction, int *newest_first,
+	    size_t *limit);
+
+/* annotations.c (SPEC 7) */
+int	h_annotation_add(struct req *, struct resp *);
+int	h_annotation_list(struct req *, struct resp *);
+int	h_annotation_delete(struct req *, struct resp *);
+
 /* ops.c (SPEC 9) */
 int	h_ops_live(struct req *, struct resp *);
 int	h_ops_up(struct req *, struct resp *);
@@ -38,6 +67,17 @@ void	cursor_make(const struct req *, const char *scope, long long pos,
 	    char out[CURSOR_MAX]);
 int	cursor_parse(const struct req *, const char *scope, const char *cursor,
 	    long long *pos);
+
+/* body.c: JSON request bodies and idempotency keys */
+#define MAX_IDEM_KEY 128
+json_object	*body_member(json_object *, const char *key, const char *alias);
+const char	*body_string(json_object *);
+void		 body_data(json_object *, char **owned, const char **data, size_t *len);
+int		 body_opt_string(json_object *, const char *key, const char *alias,
+		    size_t max, const char **out);
+int		 idem_key_valid(const char *);
+int		 idem_key_of(struct req *, struct resp *, const char **key);
+void		 idem_hash(json_object *, const char *scope, unsigned char out[32]);
 
 /* store.c */
 int	store_error(struct resp *, int rc, const char *store, const char *what);

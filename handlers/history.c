@@ -9,8 +9,6 @@
 #include "handlers.h"
 #include "db/db.h"
 
-#define MAX_LIMIT 1000
-#define DEFAULT_LIMIT 100
 #define HISTORY_STORE "the message store"
 #define HISTORY_FAILED "the history could not be read"
 
@@ -45,21 +43,15 @@ int
 h_history_list(struct req *r, struct resp *p)
 {
 	struct history_page pg = { .newest_first = 1, .start_ms = 0, .end_ms = INT64_MAX };
-	const char *dir = req_param(r, "direction"), *cursor = req_param(r, "cursor");
-	long long limit, start, end;
+	const char *cursor = req_param(r, "cursor");
+	long long start, end;
 	char scope[320], next[CURSOR_MAX];
 	json_object *out;
 	int rc;
 
-	if ((rc = feature_check(r, p, &pg.channel)) != 0)
+	if ((rc = feature_check(r, p, &pg.channel)) != 0 ||
+	    (rc = paging_params(r, p, 1, &pg.newest_first, &pg.limit)) != 0)
 		return rc;
-	if (req_param_int(r, "limit", 1, MAX_LIMIT, DEFAULT_LIMIT, &limit) != 0)
-		return resp_error(p, 400, "invalid_input", "limit must be 1 to %d", MAX_LIMIT);
-	if (dir != NULL && strcmp(dir, "oldest_first") == 0)
-		pg.newest_first = 0;
-	else if (dir != NULL && strcmp(dir, "newest_first") != 0)
-		return resp_error(p, 400, "invalid_input",
-		    "direction must be newest_first or oldest_first");
 	if (req_param_int(r, "start", 0, INT64_MAX - 1, 0, &start) != 0 ||
 	    req_param_int(r, "end", 0, INT64_MAX - 1, INT64_MAX - 1, &end) != 0)
 		return resp_error(p, 400, "invalid_input", "start and end are Unix milliseconds");
@@ -67,7 +59,6 @@ h_history_list(struct req *r, struct resp *p)
 		return resp_error(p, 400, "invalid_input", "start is after end");
 	pg.start_ms = start;
 	pg.end_ms = req_param(r, "end") != NULL ? end : INT64_MAX;
-	pg.limit = (size_t)limit;
 	history_scope(&pg, scope, sizeof(scope));
 	if (cursor != NULL && cursor_parse(r, scope, cursor, &pg.after) != 0)
 		return resp_error(p, 400, "invalid_input",
