@@ -1,9 +1,10 @@
-/* tests/unit/t_validate.c: channel names, socket ids and event names (SPEC 3). */
+/* tests/unit/t_validate.c: channel names, socket ids, event names (SPEC 3), annotation types and version serials (SPEC 6, 7). */
 #include "config.h"
 
 #include <string.h>
 
 #include "app/app.h"
+#include "db/db.h"
 #include "tap.h"
 
 static int
@@ -147,6 +148,55 @@ test_presence(void)
 	ok(!channel_is_presence(""), "empty");
 }
 
+static void
+test_annotation_types(void)
+{
+	char ns[80];
+
+	ok(summarizer_of("reactions:total.v1") == SUM_TOTAL, "total.v1");
+	ok(summarizer_of("r:flag.v1") == SUM_FLAG, "flag.v1");
+	ok(summarizer_of("a_b-C9:distinct.v1") == SUM_DISTINCT, "distinct.v1, namespace _ - digits");
+	ok(summarizer_of("r:unique.v1") == SUM_UNIQUE, "unique.v1");
+	ok(summarizer_of("r:multiple.v1") == SUM_MULTIPLE, "multiple.v1");
+	ok(summarizer_of("r:sum.v1") == -2, "unknown summarizer");
+	ok(summarizer_of("r:total.v2") == -2, "unknown version");
+	ok(summarizer_of("r:Total.v1") == -2, "summarizers are lower case");
+	ok(summarizer_of("r:totalx.v1") == -2, "no prefix match");
+	ok(summarizer_of("r:tota.v1") == -2, "no truncated match");
+	ok(summarizer_of("total.v1") == -1, "no namespace");
+	ok(summarizer_of(":total.v1") == -1, "empty namespace");
+	ok(summarizer_of("a b:total.v1") == -1, "space in namespace");
+	ok(summarizer_of("a.b:total.v1") == -1, "dot in namespace");
+	ok(summarizer_of("r:total") == -1, "no version");
+	ok(summarizer_of("r:total.") == -1, "empty version");
+	ok(summarizer_of("r:total.1") == -1, "version without v");
+	ok(summarizer_of("r:total.vx") == -1, "version not a number");
+	ok(summarizer_of("r:.v1") == -1, "empty summarizer");
+	ok(summarizer_of("") == -1, "empty type");
+	memset(ns, 'n', 64);
+	strcpy(ns + 64, ":total.v1");
+	ok(summarizer_of(ns) == SUM_TOTAL, "64-character namespace");
+	memset(ns, 'n', 65);
+	strcpy(ns + 65, ":total.v1");
+	ok(summarizer_of(ns) == -1, "65-character namespace");
+}
+
+static void
+test_version_serials(void)
+{
+	char a[VERSION_SERIAL_MAX], b[VERSION_SERIAL_MAX];
+	const char *m = "01M8GSM9SRFZJPPAV7PZEXKCRY";
+
+	version_serial(a, m, 1);
+	ok(strcmp(a, m) == 0, "version 1 is the message serial");
+	version_serial(a, m, 2);
+	ok(strcmp(a, "01M8GSM9SRFZJPPAV7PZEXKCRY:0000000002") == 0, "version 2");
+	version_serial(b, m, 10);
+	ok(strcmp(m, a) < 0 && strcmp(a, b) < 0, "serials sort in version order (1 < 2 < 10)");
+	version_serial(a, m, 9999999999LL);
+	ok(strlen(a) < VERSION_SERIAL_MAX && strcmp(b, a) < 0, "ten digits fit and sort");
+}
+
 int
 main(void)
 {
@@ -154,5 +204,7 @@ main(void)
 	test_socket_ids();
 	test_events();
 	test_presence();
+	test_annotation_types();
+	test_version_serials();
 	return done_testing();
 }
