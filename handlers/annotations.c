@@ -153,9 +153,8 @@ h_annotation_list(struct req *r, struct resp *p)
 	struct annotation_page pg = { .serial = r->args[2], .type = req_param(r, "type"),
 	    .client_id = req_param(r, "client_id") };
 	const char *cursor = req_param(r, "cursor");
-	char *scope = NULL, next[CURSOR_MAX];
+	char *scope = NULL;
 	struct msg_head h;
-	json_object *out;
 	int rc;
 
 	if ((rc = message_check(r, p, APP_F_ANNOTATIONS)) != 0 ||
@@ -182,14 +181,7 @@ h_annotation_list(struct req *r, struct resp *p)
 			    r->args[1], pg.serial);
 		return store_error(p, rc, ANN_STORE, "the annotations could not be read");
 	}
-	out = json_object_new_object();
-	json_object_object_add(out, "items", pg.items);
-	json_object_object_add(out, "has_more", json_object_new_boolean(pg.has_more));
-	if (pg.has_more) {
-		cursor_make(r, scope, pg.last_seq, next);
-		json_object_object_add(out, "next_cursor", json_object_new_string(next));
-	} else
-		json_object_object_add(out, "next_cursor", NULL);
+	rc = page_answer(r, p, scope, pg.items, pg.has_more, pg.last_seq);
 	free(scope);
-	return resp_json(p, 200, out);
+	return rc;
 }

@@ -95,3 +95,24 @@ paging_params(struct req *r, struct resp *p, int with_direction, int *newest_fir
 		    "direction must be newest_first or oldest_first");
 	return 0;
 }
+
+/*
+ * Answer a page: {"items", "has_more", "next_cursor"}, the cursor
+ * continuing after position `last` in scope when there is more.
+ */
+int
+page_answer(struct req *r, struct resp *p, const char *scope, json_object *items,
+    int has_more, long long last)
+{
+	json_object *out = json_object_new_object();
+	char next[CURSOR_MAX];
+
+	json_object_object_add(out, "items", items);
+	json_object_object_add(out, "has_more", json_object_new_boolean(has_more));
+	if (has_more) {
+		cursor_make(r, scope, last, next);
+		json_object_object_add(out, "next_cursor", json_object_new_string(next));
+	} else
+		json_object_object_add(out, "next_cursor", NULL);
+	return resp_json(p, 200, out);
+}

@@ -40,6 +40,8 @@ typedef int (*msg_apply_fn)(struct req *, struct resp *, const struct msg_head *
 int	message_check(struct req *, struct resp *, unsigned feature);
 int	message_tx(struct req *, struct resp *, const char *what, msg_apply_fn, void *arg,
 	    int mark_duplicate);
+int	page_answer(struct req *, struct resp *, const char *scope, json_object *items,
+	    int has_more, long long last);
 int	paging_params(struct req *, struct resp *, int with_direction, int *newest_first,
 	    size_t *limit);
 

@@ -45,8 +45,7 @@ h_history_list(struct req *r, struct resp *p)
 	struct history_page pg = { .newest_first = 1, .start_ms = 0, .end_ms = INT64_MAX };
 	const char *cursor = req_param(r, "cursor");
 	long long start, end;
-	char scope[320], next[CURSOR_MAX];
-	json_object *out;
+	char scope[320];
 	int rc;
 
 	if ((rc = feature_check(r, p, &pg.channel)) != 0 ||
@@ -68,15 +67,7 @@ h_history_list(struct req *r, struct resp *p)
 		json_object_put(pg.items);
 		return store_error(p, rc, HISTORY_STORE, HISTORY_FAILED);
 	}
-	out = json_object_new_object();
-	json_object_object_add(out, "items", pg.items);
-	json_object_object_add(out, "has_more", json_object_new_boolean(pg.has_more));
-	if (pg.has_more) {
-		cursor_make(r, scope, pg.last_serial, next);
-		json_object_object_add(out, "next_cursor", json_object_new_string(next));
-	} else
-		json_object_object_add(out, "next_cursor", NULL);
-	return resp_json(p, 200, out);
+	return page_answer(r, p, scope, pg.items, pg.has_more, pg.last_serial);
 }
 
 /*

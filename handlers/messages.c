@@ -184,8 +184,7 @@ h_message_versions(struct req *r, struct resp *p)
 {
 	struct version_page pg = { .channel = r->args[1], .serial = r->args[2] };
 	const char *cursor = req_param(r, "cursor");
-	char *scope = NULL, next[CURSOR_MAX];
-	json_object *out;
+	char *scope = NULL;
 	int rc;
 
 	if ((rc = message_check(r, p, APP_F_MESSAGES)) != 0 ||
@@ -207,16 +206,9 @@ h_message_versions(struct req *r, struct resp *p)
 			return no_message(p, r);
 		return store_error(p, rc, MSG_STORE, "the versions could not be read");
 	}
-	out = json_object_new_object();
-	json_object_object_add(out, "items", pg.items);
-	json_object_object_add(out, "has_more", json_object_new_boolean(pg.has_more));
-	if (pg.has_more) {
-		cursor_make(r, scope, pg.last_seq, next);
-		json_object_object_add(out, "next_cursor", json_object_new_string(next));
-	} else
-		json_object_object_add(out, "next_cursor", NULL);
+	rc = page_answer(r, p, scope, pg.items, pg.has_more, pg.last_seq);
 	free(scope);
-	return resp_json(p, 200, out);
+	return rc;
 }
 
 /* msg_apply_fn of the mutations: apply, or answer a repeated delete. */

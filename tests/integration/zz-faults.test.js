@@ -140,10 +140,16 @@ describe('MariaDB down and back', () => {
   const attempts = [];   // background publishes: {ch, key, status}
   let stopLoop = false;
   let loop;
+  let msgCh, msgPath;    // a message changed while MariaDB is down
+  const changes = [];    // {path, body} refused with 503, retried after recovery
 
   before(async () => {
     pid0 = poolPid();
     unused = L.createApp('faults-cold');
+    msgCh = L.uniq('msg-down');
+    const pub = await publish({ name: 'm', channel: msgCh, data: 'base', info: 'subscription_count' });
+    L.assertOk(pub);
+    msgPath = `/channels/${msgCh}/messages/${pub.json.channels[msgCh].message_serial}`;
     // warm this app into every worker's cache
     for (let i = 0; i < 8; i++) L.assertOk(await publish({ name: 'warm', channel: L.uniq('warm'), data: 'x' }));
     loop = (async () => {
@@ -184,6 +190,22 @@ describe('MariaDB down and back', () => {
       assert.ok(r.headers['retry-after'], `attempt ${i}: no Retry-After`);
       assert.match(String(r.headers['retry-after']), /^\d+$/);
       assert.doesNotMatch(r.body, /mysql|mariadb_|errno|\.c:\d+|socket \//i, 'error leaks internals');
+    }
+  });
+
+  it('message changes and annotations → 503 with Retry-After', async () => {
+    const tries = [
+      [`${msgPath}/append`, { data: '+a', idempotency_key: L.uniq('fk') }],
+      [`${msgPath}/update`, { name: 'renamed', idempotency_key: L.uniq('fk') }],
+      [`${msgPath}/annotations`, { type: 'r:total.v1', idempotency_key: L.uniq('fk') }],
+    ];
+    for (const [sub, body] of tries) {
+      const t0 = Date.now();
+      const r = await L.api(app).post(sub, body);
+      assert.ok(Date.now() - t0 < 2500, `${sub}: too slow`);
+      L.assertError(r, 503);
+      assert.ok(r.headers['retry-after'], `${sub}: no Retry-After`);
+      changes.push({ sub, body });
     }
   });
 
@@ -253,6 +275,23 @@ describe('MariaDB down and back', () => {
       L.assertOk(r);
       assert.equal(L.countMessages(app.id, `channel = ${q(a.ch)}`), 1, `retry of ${a.ch} not stored exactly once`);
     }
+  });
+
+  it('changes refused with 503, retried with their keys, apply exactly once', async () => {
+    for (let round = 0; round < 2; round++) {
+      for (const { sub, body } of changes) {
+        const r = await L.api(app).post(sub, body);
+        assert.ok(r.status === 200 || r.status === 201, `${sub}: ${r.status} ${r.body}`);
+        if (r.json.status) assert.equal(r.json.status, round === 0 ? 'applied' : 'duplicate');
+      }
+    }
+    const m = await L.api(app).get(msgPath);
+    L.assertOk(m);
+    assert.equal(m.json.data, 'base+a');
+    assert.equal(m.json.name, 'renamed');
+    assert.deepEqual(m.json.annotations.summary, { 'r:total.v1': { total: 1 } });
+    const v = await L.api(app).get(`${msgPath}/versions`, { direction: 'oldest_first' });
+    assert.deepEqual(v.json.items.map((i) => i.action), ['create', 'append', 'update']);
   });
 
   it('/up → 200 again', async () => {
