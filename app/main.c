@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,15 @@ main(int argc, char **argv)
 	struct config_override over[] = { { "listen", NULL }, { "workers", NULL },
 	    { "threads", NULL }, { "pidfile", NULL } };
 	int ch, test = 0, explicit = 0;
+
+	/*
+	 * Buffers of 128 KiB and more (a large message's column, its JSON)
+	 * are mapped and unmapped.  Left to itself glibc raises that bound
+	 * to the largest buffer freed so far, after which such buffers stay
+	 * in each thread's arena: a worker's RSS then grows by megabytes per
+	 * thread that ever served a big message.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
 	if (path == NULL)
 		path = CONFIG_DEFAULT_PATH;
