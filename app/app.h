@@ -36,6 +36,19 @@ struct config {
 	int	 app_cache_ttl;
 	int	 channel_cache_ttl_ms;
 	int	 maintain_interval;
+	/* push (SPEC 8) */
+	char	*push_secret_key;	/* 64 hex digits: seals provider credentials */
+	char	*apns_url;
+	char	*fcm_url;
+	char	*fcm_token_url;		/* "": the service account's token_uri */
+	char	*push_ca_file;		/* "": the system's CAs */
+	int	 push_batch;
+	int	 push_lease_s;
+	int	 push_max_attempts;
+	int	 push_retry_base_ms;
+	int	 push_timeout_ms;
+	int	 push_poll_ms;
+	int	 push_max_recipients;
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/sockudo-fcgi/sockudo-fcgi.conf"
@@ -46,6 +59,7 @@ int		 config_parse_line(struct config *, const char *line, char *err, size_t err
 int		 config_set(struct config *, const char *key, const char *value,
 		    char *err, size_t errlen);
 int		 config_check(const struct config *, char *err, size_t errlen);
+int		 config_push_key(const struct config *, unsigned char key[32]);
 void		 config_free(struct config *);
 
 /* Command-line settings that win over the file, also after a reload. */
@@ -295,6 +309,10 @@ int		 gc_submit(struct groupcommit *, struct gc_item *, const struct gc_ops *,
 
 int	pool_run(const char *confpath, struct config *, const struct config_override *,
 	    size_t);
+
+/* ---- pushd.c: sockudo-pushd ------------------------------------- */
+
+int	pushd_run(const struct config *, int once);
 
 /* ---- cli.c -------------------------------------------------------- */
 

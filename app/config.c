@@ -47,6 +47,18 @@ static const struct cdef defs[] = {
 	I(app_cache_ttl, "5", 0, 3600),
 	I(channel_cache_ttl_ms, "1000", 0, 2000),
 	I(maintain_interval, "300", 0, 86400),
+	S(push_secret_key, ""),
+	S(apns_url, "https://api.push.apple.com"),
+	S(fcm_url, "https://fcm.googleapis.com"),
+	S(fcm_token_url, ""),
+	S(push_ca_file, ""),
+	I(push_batch, "200", 1, 10000),
+	I(push_lease_s, "30", 1, 3600),
+	I(push_max_attempts, "5", 1, 100),
+	I(push_retry_base_ms, "1000", 1, 3600000),
+	I(push_timeout_ms, "10000", 100, 600000),
+	I(push_poll_ms, "200", 1, 60000),
+	I(push_max_recipients, "1000", 1, 100000),
 };
 
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))
@@ -231,5 +243,34 @@ config_check(const struct config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "db_name and db_user must be set");
 		return -1;
 	}
+	if (*c->push_secret_key != '\0' && config_push_key(c, NULL) != 0) {
+		snprintf(err, errlen, "push_secret_key: 64 hex digits (32 bytes) are needed");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The key that seals push credentials, from push_secret_key (64 hex
+ * digits).  Returns -1 when it is not set or not such a key.
+ */
+int
+config_push_key(const struct config *c, unsigned char key[32])
+{
+	unsigned char k[32];
+	unsigned v;
+	size_t i;
+
+	if (strlen(c->push_secret_key) != 64)
+		return -1;
+	for (i = 0; i < 32; i++) {
+		if (!isxdigit((unsigned char)c->push_secret_key[2 * i]) ||
+		    !isxdigit((unsigned char)c->push_secret_key[2 * i + 1]) ||
+		    sscanf(c->push_secret_key + 2 * i, "%2x", &v) != 1)
+			return -1;
+		k[i] = (unsigned char)v;
+	}
+	if (key != NULL)
+		memcpy(key, k, 32);
 	return 0;
 }

@@ -46,6 +46,37 @@ static const struct route routes[] = {
 	{ "DELETE", MESSAGE "/annotations/:annotation", h_annotation_delete,
 	    R_SIGNED | R_PUBLISH, "annotation_delete" },
 #undef MESSAGE
+#define PUSH "/apps/:app/push"
+#define W (R_SIGNED | R_BODY | R_PUBLISH)
+#define RD (R_SIGNED | R_READ)
+	{ "POST", PUSH "/deviceRegistrations", h_push_device_add, W, "push_device_add" },
+	{ "GET",  PUSH "/deviceRegistrations", h_push_device_list, RD, "push_device_list" },
+	{ "DELETE", PUSH "/deviceRegistrations", h_push_device_delete_client, W,
+	    "push_device_delete_client" },
+	{ "GET",  PUSH "/deviceRegistrations/:device", h_push_device_get, RD, "push_device" },
+	{ "PUT",  PUSH "/deviceRegistrations/:device", h_push_device_put, W, "push_device_put" },
+	{ "DELETE", PUSH "/deviceRegistrations/:device", h_push_device_delete, W,
+	    "push_device_delete" },
+	{ "POST", PUSH "/channelSubscriptions", h_push_sub_add, W, "push_sub_add" },
+	{ "GET",  PUSH "/channelSubscriptions", h_push_sub_list, RD, "push_sub_list" },
+	{ "DELETE", PUSH "/channelSubscriptions", h_push_sub_delete, W, "push_sub_delete" },
+	{ "GET",  PUSH "/channels",	h_push_channels, RD, "push_channels" },
+	{ "GET",  PUSH "/credentials",	h_push_cred_list, RD, "push_credentials" },
+	{ "PUT",  PUSH "/credentials/:provider", h_push_cred_put, W, "push_credentials_put" },
+	{ "DELETE", PUSH "/credentials/:provider", h_push_cred_delete, W,
+	    "push_credentials_delete" },
+	{ "GET",  PUSH "/templates",	h_push_template_list, RD, "push_templates" },
+	{ "GET",  PUSH "/templates/:template", h_push_template_get, RD, "push_template" },
+	{ "PUT",  PUSH "/templates/:template", h_push_template_put, W, "push_template_put" },
+	{ "DELETE", PUSH "/templates/:template", h_push_template_delete, W,
+	    "push_template_delete" },
+	{ "POST", PUSH "/publish",	h_push_publish,	W, "push_publish" },
+	{ "GET",  PUSH "/publish/:publish/status", h_push_status, RD, "push_status" },
+	{ "POST", PUSH "/publish/:publish/cancel", h_push_cancel, W, "push_cancel" },
+	{ "POST", PUSH "/callbacks/:provider", h_push_callback, W, "push_callback" },
+#undef PUSH
+#undef W
+#undef RD
 	{ "POST", "/apps/:app/users/:user/terminate_connections", h_users_terminate,
 	    R_SIGNED | R_BODY | R_PUBLISH, "terminate_connections" },
 };

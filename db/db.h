@@ -224,6 +224,110 @@ int	db_annotation_summary(struct db *, const char *app_id, const char *serial,
 	    json_object *summary);
 int	db_annotation_list(struct db *, const char *app_id, struct annotation_page *);
 
+/* ---- push.c: push notification records (SPEC 8) ----------------- */
+
+/* A column of db_row_json: its JSON key (NULL: skip) and type 's', 'i' or 'j'. */
+struct db_col {
+	const char	*key;
+	char		 type;
+};
+
+json_object *db_row_json(const struct db_row *, const struct db_col *, size_t n);
+
+struct push_device {
+	const char	*device_id;
+	const char	*client_id;	/* or NULL */
+	const char	*platform;	/* apns, fcm, web */
+	const char	*token;		/* web: the subscription's JSON */
+	const char	*metadata;	/* JSON text or NULL */
+};
+
+/* A page of a push listing; a, b, c are the route's filters (NULL: any). */
+struct push_page {
+	const char	*a, *b, *c;
+	long long	 after;
+	size_t		 limit;
+	json_object	*items;		/* caller's array, filled */
+	int		 has_more;
+	long long	 last;
+};
+
+struct push_publish {
+	char		 publish_id[32];
+	const char	*recipients;	/* JSON text */
+	const char	*payload;	/* JSON text: {title, body, data} */
+	int64_t		 deliver_at_ms;
+	int64_t		 expires_at_ms;	/* 0: never */
+	int64_t		 now;
+};
+
+enum { PUSH_CREDENTIALS, PUSH_TEMPLATE };
+
+int	db_push_device_put(struct db *, const char *app_id, const struct push_device *,
+	    int64_t now, int *created);
+int	db_push_device_get(struct db *, const char *app_id, const char *device_id,
+	    json_object **out);
+int	db_push_device_list(struct db *, const char *app_id, struct push_page *);
+int	db_push_device_delete(struct db *, const char *app_id, const char *device_id,
+	    const char *client_id, long long *n);
+int	db_push_sub_add(struct db *, const char *app_id, const char *channel,
+	    const char *device_id, const char *client_id, int64_t now);
+int	db_push_sub_list(struct db *, const char *app_id, struct push_page *);
+int	db_push_sub_delete(struct db *, const char *app_id, const struct push_page *,
+	    long long *deleted);
+int	db_push_channels(struct db *, const char *app_id, struct push_page *);
+int	db_push_cred_put(struct db *, const char *app_id, const char *provider,
+	    const char *sealed, const char *summary, int64_t now);
+int	db_push_cred_list(struct db *, const char *app_id, json_object *out);
+int	db_push_cred_sealed(struct db *, const char *app_id, const char *provider,
+	    char **sealed);
+int	db_push_delete(struct db *, const char *app_id, int what, const char *name,
+	    long long *n);
+int	db_push_template_put(struct db *, const char *app_id, const char *id,
+	    const char *body, int64_t now, int *created);
+int	db_push_template_get(struct db *, const char *app_id, const char *id, char **body);
+int	db_push_template_list(struct db *, const char *app_id, struct push_page *);
+int	db_push_publish_add(struct db *, const char *app_id, const struct push_publish *);
+int	db_push_publish_status(struct db *, const char *app_id, const char *publish_id,
+	    json_object **out);
+int	db_push_publish_cancel(struct db *, const char *app_id, const char *publish_id,
+	    char state[32]);
+int	db_push_token_gone(struct db *, const char *app_id, const char *platform,
+	    const char *token, const char *reason, long long *n);
+
+/* ---- pushwork.c: sockudo-pushd's queue ------------------------- */
+
+enum push_outcome { PUSH_SENT, PUSH_RETRY, PUSH_FAILED, PUSH_GONE, PUSH_EXPIRED };
+
+/* One claimed delivery and, once tried, what became of it. */
+struct push_work {
+	unsigned long long id;
+	char		 app_id[65];
+	char		 publish_id[32];
+	char		 device_id[129];
+	int		 attempts;	/* before this one */
+	char		*platform;	/* NULL: the device is gone */
+	char		*token;
+	int		 device_ok;	/* active */
+	char		*payload;
+	int64_t		 expires_at_ms;	/* 0: never */
+	/* the result */
+	enum push_outcome outcome;
+	int64_t		 next_at_ms;	/* PUSH_RETRY */
+	char		 error[200];
+	int		 counted;
+};
+
+struct push_batch {
+	struct push_work *items;
+	size_t		  n, max;
+};
+
+int	db_pushwork_expand(struct db *, int64_t now);
+int	db_pushwork_claim(struct db *, int64_t now, int64_t lease_ms, struct push_batch *);
+int	db_pushwork_record(struct db *, struct push_batch *, int64_t now);
+void	push_batch_clear(struct push_batch *);
+
 /* ---- channels.c: channel state (SPEC 4), written by the realtime layer */
 
 int	db_conn_add(struct db *, const char *app_id, const char *socket_id,

@@ -116,3 +116,76 @@ page_answer(struct req *r, struct resp *p, const char *scope, json_object *items
 		json_object_object_add(out, "next_cursor", NULL);
 	return resp_json(p, 200, out);
 }
+
+/*
+ * Cursors whose position is text (a channel or template name): "t",
+ * the position in hex, ".", and the HMAC as above.  Malloc'd.
+ */
+char *
+cursor_make_text(const struct req *r, const char *scope, const char *pos)
+{
+	char *msg = NULL, *out = NULL, *hex, mac[65];
+	size_t n = strlen(pos);
+
+	if ((hex = malloc(2 * n + 1)) == NULL ||
+	    asprintf(&msg, "%s\nt\n%s", scope, pos) < 0) {
+		free(hex);
+		return NULL;
+	}
+	hex_encode((const unsigned char *)pos, n, hex);
+	cursor_mac(r, msg, 0, mac);
+	if (asprintf(&out, "t%s.%s", hex, mac) < 0)
+		out = NULL;
+	free(msg);
+	free(hex);
+	return out;
+}
+
+/* The position of a text cursor made for this scope (malloc'd), or -1. */
+int
+cursor_parse_text(const struct req *r, const char *scope, const char *cursor, char **pos)
+{
+	const char *dot = strchr(cursor, '.');
+	char *p, *want;
+	size_t n, i;
+	unsigned v;
+	int ok;
+
+	*pos = NULL;
+	if (cursor[0] != 't' || dot == NULL || (n = (size_t)(dot - cursor - 1)) % 2 != 0 ||
+	    (p = malloc(n / 2 + 1)) == NULL)
+		return -1;
+	for (i = 0; i < n / 2; i++) {
+		if (sscanf(cursor + 1 + 2 * i, "%2x", &v) != 1) {
+			free(p);
+			return -1;
+		}
+		p[i] = (char)v;
+	}
+	p[n / 2] = '\0';
+	want = strlen(p) == n / 2 ? cursor_make_text(r, scope, p) : NULL;
+	ok = want != NULL && strlen(want) == strlen(cursor) &&
+	    CRYPTO_memcmp(want, cursor, strlen(want)) == 0;
+	free(want);
+	if (!ok) {
+		free(p);
+		return -1;
+	}
+	*pos = p;
+	return 0;
+}
+
+/* page_answer for pages whose position is text: the last item's name. */
+int
+page_answer_text(struct req *r, struct resp *p, const char *scope, json_object *items,
+    int has_more, const char *last)
+{
+	json_object *out = json_object_new_object();
+	char *next = has_more && last != NULL ? cursor_make_text(r, scope, last) : NULL;
+
+	json_object_object_add(out, "items", items);
+	json_object_object_add(out, "has_more", json_object_new_boolean(next != NULL));
+	json_object_object_add(out, "next_cursor", next ? json_object_new_string(next) : NULL);
+	free(next);
+	return resp_json(p, 200, out);
+}

@@ -40,8 +40,13 @@ typedef int (*msg_apply_fn)(struct req *, struct resp *, const struct msg_head *
 int	message_check(struct req *, struct resp *, unsigned feature);
 int	message_tx(struct req *, struct resp *, const char *what, msg_apply_fn, void *arg,
 	    int mark_duplicate);
+char	*cursor_make_text(const struct req *, const char *scope, const char *pos);
+int	cursor_parse_text(const struct req *, const char *scope, const char *cursor,
+	    char **pos);
 int	page_answer(struct req *, struct resp *, const char *scope, json_object *items,
 	    int has_more, long long last);
+int	page_answer_text(struct req *, struct resp *, const char *scope, json_object *items,
+	    int has_more, const char *last);
 int	paging_params(struct req *, struct resp *, int with_direction, int *newest_first,
 	    size_t *limit);
 
@@ -49,6 +54,32 @@ int	paging_params(struct req *, struct resp *, int with_direction, int *newest_f
 int	h_annotation_add(struct req *, struct resp *);
 int	h_annotation_list(struct req *, struct resp *);
 int	h_annotation_delete(struct req *, struct resp *);
+
+/* push.c, pushcred.c, pushpub.c (SPEC 8) */
+int	push_check(struct req *, struct resp *);
+int	h_push_device_add(struct req *, struct resp *);
+int	h_push_device_put(struct req *, struct resp *);
+int	h_push_device_get(struct req *, struct resp *);
+int	h_push_device_delete(struct req *, struct resp *);
+int	h_push_device_delete_client(struct req *, struct resp *);
+int	h_push_device_list(struct req *, struct resp *);
+int	h_push_sub_add(struct req *, struct resp *);
+int	h_push_sub_list(struct req *, struct resp *);
+int	h_push_sub_delete(struct req *, struct resp *);
+int	h_push_channels(struct req *, struct resp *);
+int	h_push_cred_put(struct req *, struct resp *);
+int	h_push_cred_list(struct req *, struct resp *);
+int	h_push_cred_delete(struct req *, struct resp *);
+int	h_push_template_put(struct req *, struct resp *);
+int	h_push_template_get(struct req *, struct resp *);
+int	h_push_template_delete(struct req *, struct resp *);
+int	h_push_template_list(struct req *, struct resp *);
+const char *template_check(json_object *);
+char	*template_render(const char *text, json_object *data);
+int	h_push_publish(struct req *, struct resp *);
+int	h_push_status(struct req *, struct resp *);
+int	h_push_cancel(struct req *, struct resp *);
+int	h_push_callback(struct req *, struct resp *);
 
 /* ops.c (SPEC 9) */
 int	h_ops_live(struct req *, struct resp *);

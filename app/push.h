@@ -1,0 +1,100 @@
+/* app/push.h: push crypto: base64url, JWTs, Web Push, VAPID, sealed secrets. */
+#ifndef SOCKUDO_PUSH_H
+#define SOCKUDO_PUSH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Largest plaintext webpush_encrypt() takes: a push service need not
+ * accept a body over 4096 octets, which leaves 4096 - 86 (header) - 1
+ * (delimiter) - 16 (tag) octets (RFC 8291 section 4).
+ */
+#define WEBPUSH_MAX_PLAIN	3993
+#define WEBPUSH_RECORD_SIZE	4096
+
+/*
+ * Base64url without padding (RFC 4648 section 5).  Returns a malloc'd
+ * NUL-terminated string or NULL.
+ */
+char	*b64url_encode(const unsigned char *, size_t);
+
+/*
+ * Decode base64url, with or without '=' padding; any character outside
+ * the alphabet fails.  *out is malloc'd (freed by the caller, never NULL
+ * on success, even for empty input).  Returns 0 or -1.
+ */
+int	 b64url_decode(const char *, unsigned char **out, size_t *outlen);
+
+/*
+ * A compact JWS signed with ES256 by an EC P-256 private key in PEM
+ * (PKCS#8, as Apple's .p8 files, or "EC PRIVATE KEY").  The header is
+ * {"alg":"ES256","kid":kid}, or {"typ":"JWT","alg":"ES256"} when kid is
+ * NULL.  claims_json must be one strict JSON object (no NaN, no 'quotes');
+ * it is signed as printed compactly by json-c.
+ * Returns a malloc'd string or NULL on any error.
+ */
+char	*jwt_es256(const char *pem_key, const char *kid, const char *claims_json);
+
+/*
+ * The same with RS256 (RSA PKCS#1 v1.5, SHA-256, key of at least 2048
+ * bits); header {"alg":"RS256","typ":"JWT","kid":kid}, kid optional.
+ */
+char	*jwt_rs256(const char *pem_key, const char *kid, const char *claims_json);
+
+/*
+ * Encrypt a push message for a subscription (RFC 8291, aes128gcm of
+ * RFC 8188, one record of WEBPUSH_RECORD_SIZE) with a fresh salt and
+ * ephemeral key.  p256dh and auth are the subscription's keys in
+ * base64url (65 and 16 bytes).  *out (malloc'd) is the whole request
+ * body: salt(16) || rs(4) || idlen(1) || keyid(65) || ciphertext || tag.
+ * Returns 0, or -1 on bad keys, plaintext over WEBPUSH_MAX_PLAIN or any
+ * other error.
+ */
+int	 webpush_encrypt(const char *p256dh_b64url, const char *auth_b64url,
+	    const unsigned char *plain, size_t len, unsigned char **out,
+	    size_t *outlen);
+
+/*
+ * webpush_encrypt() with the salt and the application server's
+ * ephemeral private scalar given, for known-answer tests.
+ */
+int	 webpush_encrypt_with(const char *p256dh_b64url, const char *auth_b64url,
+	    const unsigned char *plain, size_t len, const unsigned char salt[16],
+	    const unsigned char as_private[32], unsigned char **out,
+	    size_t *outlen);
+
+/*
+ * The Authorization header value "vapid t=<jwt>, k=<public>" (RFC 8292)
+ * for a push endpoint: aud is the endpoint's origin, exp expires_s
+ * (seconds since the epoch), sub the subject (a mailto: or https: URI;
+ * omitted when NULL).  The keys are base64url of the raw 32-byte private
+ * scalar and the 65-byte uncompressed public point; they must match.
+ * Returns a malloc'd string or NULL.
+ */
+char	*vapid_authorization(const char *endpoint, const char *subject,
+	    const char *private_b64url, const char *public_b64url,
+	    int64_t expires_s);
+
+/*
+ * A fresh VAPID key pair in the format vapid_authorization() takes.
+ * Both strings are malloc'd.  Returns 0 or -1 (nothing to free).
+ */
+int	 vapid_keypair(char **private_b64url, char **public_b64url);
+
+/*
+ * Seal a secret for storage with AES-256-GCM under key: "v1." followed by
+ * base64url(nonce(12) || ciphertext || tag(16)), a fresh nonce each time.
+ * Returns a malloc'd string or NULL.
+ */
+char	*secret_seal(const unsigned char key[32], const char *plain, size_t len);
+
+/*
+ * Open what secret_seal() made.  *plain is malloc'd and NUL-terminated,
+ * *len its length without the NUL.  Returns 0, or -1 on a wrong key, any
+ * tampering or malformed input.
+ */
+int	 secret_open(const unsigned char key[32], const char *sealed, char **plain,
+	    size_t *len);
+
+#endif

@@ -1,0 +1,571 @@
+/*
+ * app/pushd.c: sockudo-pushd, the push delivery worker (SPEC 8).  It
+ * expands due publishes into deliveries, claims batches of them from
+ * MariaDB, sends each batch concurrently over libcurl (HTTP/2 to APNs)
+ * and records the outcome: any number of these processes on any number
+ * of hosts share the work.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+
+#include "app.h"
+#include "push.h"
+#include "db/db.h"
+
+#define APNS_JWT_TTL_MS	(40 * 60 * 1000)	/* Apple wants 20 to 60 minutes */
+#define CREDS_TTL_MS	(60 * 1000)		/* credentials changed via the API show up */
+#define FCM_SCOPE	"https://www.googleapis.com/auth/firebase.messaging"
+#define FCM_TOKEN_URI	"https://oauth2.googleapis.com/token"
+
+/* One app's opened credentials for one provider, with the auth made from them. */
+struct creds {
+	char		 app_id[65];
+	char		 provider[8];
+	json_object	*c;		/* NULL: none stored (or unusable) */
+	char		*auth;		/* APNs: JWT; FCM: OAuth2 access token */
+	int64_t		 auth_until;
+	int64_t		 loaded_at;
+	struct creds	*next;
+};
+
+struct pushd {
+	const struct config	*cfg;
+	struct db		*db;
+	CURLM			*multi;
+	struct creds		*creds;
+	unsigned char		 key[32];
+	int			 have_key;
+};
+
+/* A request in flight, one per delivery. */
+struct call {
+	struct push_work	*w;
+	struct creds		*cr;
+	CURL			*easy;
+	struct curl_slist	*headers;
+	char			*body;
+	size_t			 bodylen;
+	char			*resp;		/* the answer's body */
+	size_t			 resplen;
+	long			 status;
+	CURLcode		 result;
+};
+
+static size_t
+collect(char *data, size_t size, size_t n, void *arg)
+{
+	struct call *c = arg;
+	size_t len = size * n;
+	char *p;
+
+	if (c->resplen + len > 16384)	/* an error reason, never more */
+		return len;
+	if ((p = realloc(c->resp, c->resplen + len + 1)) == NULL)
+		return 0;
+	memcpy(p + c->resplen, data, len);
+	c->resplen += len;
+	p[c->resplen] = '\0';
+	c->resp = p;
+	return len;
+}
+
+static const char *
+cred_str(const struct creds *cr, const char *key)
+{
+	json_object *v;
+
+	return cr->c != NULL && json_object_object_get_ex(cr->c, key, &v) ?
+	    json_object_get_string(v) : NULL;
+}
+
+/* The credentials of an app for a provider, opened and cached for a minute. */
+static struct creds *
+creds_get(struct pushd *pd, const char *app_id, const char *provider, int64_t now)
+{
+	struct creds *cr;
+	char *sealed = NULL, *plain = NULL;
+	size_t len;
+
+	for (cr = pd->creds; cr != NULL; cr = cr->next)
+		if (strcmp(cr->app_id, app_id) == 0 && strcmp(cr->provider, provider) == 0)
+			break;
+	if (cr != NULL && now - cr->loaded_at < CREDS_TTL_MS)
+		return cr;
+	if (cr == NULL) {
+		if ((cr = calloc(1, sizeof(*cr))) == NULL)
+			return NULL;
+		snprintf(cr->app_id, sizeof(cr->app_id), "%s", app_id);
+		snprintf(cr->provider, sizeof(cr->provider), "%s", provider);
+		cr->next = pd->creds;
+		pd->creds = cr;
+	}
+	json_object_put(cr->c);
+	cr->c = NULL;
+	free(cr->auth);
+	cr->auth = NULL;
+	cr->loaded_at = now;
+	if (pd->have_key && db_push_cred_sealed(pd->db, app_id, provider, &sealed) == 0 &&
+	    secret_open(pd->key, sealed, &plain, &len) == 0)
+		cr->c = json_tokener_parse(plain);
+	if (plain != NULL)
+		OPENSSL_cleanse(plain, len);
+	free(plain);
+	free(sealed);
+	return cr;
+}
+
+/* The APNs provider token: an ES256 JWT, remade every 40 minutes. */
+static const char *
+apns_auth(struct creds *cr, int64_t now)
+{
+	char claims[256];
+
+	if (cr->auth != NULL && now < cr->auth_until)
+		return cr->auth;
+	free(cr->auth);
+	snprintf(claims, sizeof(claims), "{\"iss\":\"%s\",\"iat\":%lld}",
+	    cred_str(cr, "team_id"), (long long)(now / 1000));
+	cr->auth = jwt_es256(cred_str(cr, "private_key"), cred_str(cr, "key_id"), claims);
+	cr->auth_until = now + APNS_JWT_TTL_MS;
+	return cr->auth;
+}
+
+/*
+ * The FCM access token: the service account's RS256 JWT exchanged at its
+ * token endpoint (OAuth2 JWT bearer grant), kept until a minute before
+ * it expires.  NULL when the exchange fails.
+ */
+static const char *
+fcm_auth(struct pushd *pd, struct creds *cr, int64_t now, char *err, size_t errlen)
+{
+	const char *uri = *pd->cfg->fcm_token_url ? pd->cfg->fcm_token_url :
+	    cred_str(cr, "token_uri") ? cred_str(cr, "token_uri") : FCM_TOKEN_URI;
+	struct call c = { 0 };
+	json_object *claims, *answer = NULL, *v;
+	char *jwt, *form = NULL, *enc;
+	long long s = now / 1000;
+
+	if (cr->auth != NULL && now < cr->auth_until)
+		return cr->auth;
+	free(cr->auth);
+	cr->auth = NULL;
+	claims = json_object_new_object();
+	json_object_object_add(claims, "iss", json_object_new_string(cred_str(cr, "client_email")));
+	json_object_object_add(claims, "scope", json_object_new_string(FCM_SCOPE));
+	json_object_object_add(claims, "aud", json_object_new_string(uri));
+	json_object_object_add(claims, "iat", json_object_new_int64(s));
+	json_object_object_add(claims, "exp", json_object_new_int64(s + 3600));
+	jwt = jwt_rs256(cred_str(cr, "private_key"), cred_str(cr, "private_key_id"),
+	    json_object_to_json_string_ext(claims, JSON_C_TO_STRING_PLAIN));
+	json_object_put(claims);
+	if (jwt == NULL || (c.easy = curl_easy_init()) == NULL) {
+		snprintf(err, errlen, "fcm: the service account's key cannot sign");
+		free(jwt);
+		return NULL;
+	}
+	enc = curl_easy_escape(c.easy, jwt, 0);
+	if (enc != NULL && asprintf(&form, "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3A"
+	    "grant-type%%3Ajwt-bearer&assertion=%s", enc) < 0)
+		form = NULL;
+	curl_free(enc);
+	free(jwt);
+	curl_easy_setopt(c.easy, CURLOPT_URL, uri);
+	curl_easy_setopt(c.easy, CURLOPT_POSTFIELDS, form ? form : "");
+	curl_easy_setopt(c.easy, CURLOPT_TIMEOUT_MS, (long)pd->cfg->push_timeout_ms);
+	curl_easy_setopt(c.easy, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c.easy, CURLOPT_WRITEDATA, &c);
+	curl_easy_setopt(c.easy, CURLOPT_NOSIGNAL, 1L);
+	if (*pd->cfg->push_ca_file)
+		curl_easy_setopt(c.easy, CURLOPT_CAINFO, pd->cfg->push_ca_file);
+	c.result = curl_easy_perform(c.easy);
+	curl_easy_getinfo(c.easy, CURLINFO_RESPONSE_CODE, &c.status);
+	if (c.result == CURLE_OK && c.status == 200 && c.resp != NULL &&
+	    (answer = json_tokener_parse(c.resp)) != NULL &&
+	    json_object_object_get_ex(answer, "access_token", &v)) {
+		cr->auth = strdup(json_object_get_string(v));
+		cr->auth_until = now + 1000 * (json_object_object_get_ex(answer, "expires_in", &v) ?
+		    json_object_get_int64(v) : 3600) - 60000;
+	} else
+		snprintf(err, errlen, "fcm token endpoint: %s", c.result != CURLE_OK ?
+		    curl_easy_strerror(c.result) : "refused the service account");
+	json_object_put(answer);
+	curl_easy_cleanup(c.easy);
+	free(form);
+	free(c.resp);
+	return cr->auth;
+}
+
+static void
+header(struct call *c, const char *name, const char *value)
+{
+	char *h = NULL;
+
+	if (asprintf(&h, "%s: %s", name, value) >= 0)
+		c->headers = curl_slist_append(c->headers, h);
+	free(h);
+}
+
+/* An Authorization header with a token of a scheme ("bearer ..."). */
+static void
+authorization(struct call *c, const char *scheme, const char *token)
+{
+	char *h = NULL;
+
+	if (asprintf(&h, "authorization: %s %s", scheme, token) >= 0)
+		c->headers = curl_slist_append(c->headers, h);
+	free(h);
+}
+
+/* The payload's data as FCM wants it: every value a string. */
+static json_object *
+string_map(json_object *data)
+{
+	json_object *out = json_object_new_object();
+
+	if (data == NULL)
+		return out;
+	json_object_object_foreach(data, k, v)
+		json_object_object_add(out, k, json_object_new_string(
+		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) :
+		    json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN)));
+	return out;
+}
+
+/* Build the provider request of a delivery.  Returns 0, or -1 with w->error set. */
+static int
+build(struct pushd *pd, struct call *c, json_object *payload, int64_t now)
+{
+	struct push_work *w = c->w;
+	json_object *title = json_object_object_get(payload, "title");
+	json_object *body = json_object_object_get(payload, "body");
+	json_object *data = json_object_object_get(payload, "data"), *o, *n;
+	char url[4096], tmp[64];
+	const char *auth;
+
+	if ((c->cr = creds_get(pd, w->app_id, w->platform, now)) == NULL || c->cr->c == NULL)
+		return snprintf(w->error, sizeof(w->error), "no %s credentials", w->platform), -1;
+	o = json_object_new_object();
+	if (strcmp(w->platform, "apns") == 0) {
+		if ((auth = apns_auth(c->cr, now)) == NULL)
+			goto badcreds;
+		n = json_object_new_object();
+		if (title != NULL || body != NULL) {
+			json_object *alert = json_object_new_object();
+			if (title != NULL)
+				json_object_object_add(alert, "title", json_object_get(title));
+			if (body != NULL)
+				json_object_object_add(alert, "body", json_object_get(body));
+			json_object_object_add(n, "alert", alert);
+		} else
+			json_object_object_add(n, "content-available", json_object_new_int(1));
+		json_object_object_add(o, "aps", n);
+		if (data != NULL) {
+			json_object_object_foreach(data, k, v)
+				if (strcmp(k, "aps") != 0)
+					json_object_object_add(o, k, json_object_get(v));
+		}
+		snprintf(url, sizeof(url), "%s/3/device/%s", pd->cfg->apns_url, w->token);
+		authorization(c, "bearer", auth);
+		header(c, "apns-topic", cred_str(c->cr, "topic"));
+		header(c, "apns-push-type", title || body ? "alert" : "background");
+		header(c, "apns-priority", title || body ? "10" : "5");
+		snprintf(tmp, sizeof(tmp), "%lld", (long long)(w->expires_at_ms / 1000));
+		header(c, "apns-expiration", tmp);
+	} else if (strcmp(w->platform, "fcm") == 0) {
+		if ((auth = fcm_auth(pd, c->cr, now, w->error, sizeof(w->error))) == NULL) {
+			json_object_put(o);
+			return -2;	/* the token endpoint: try again later */
+		}
+		json_object *m = json_object_new_object();
+		json_object_object_add(m, "token", json_object_new_string(w->token));
+		if (title != NULL || body != NULL) {
+			n = json_object_new_object();
+			if (title != NULL)
+				json_object_object_add(n, "title", json_object_get(title));
+			if (body != NULL)
+				json_object_object_add(n, "body", json_object_get(body));
+			json_object_object_add(m, "notification", n);
+		}
+		if (data != NULL)
+			json_object_object_add(m, "data", string_map(data));
+		json_object_object_add(o, "message", m);
+		snprintf(url, sizeof(url), "%s/v1/projects/%s/messages:send", pd->cfg->fcm_url,
+		    cred_str(c->cr, "project_id"));
+		authorization(c, "Bearer", auth);
+	} else {
+		json_object *sub = json_tokener_parse(w->token), *keys = NULL;
+		const char *ep = sub ? json_object_get_string(json_object_object_get(sub,
+		    "endpoint")) : NULL;
+		char *vapid;
+		unsigned char *enc = NULL;
+		size_t enclen = 0;
+		const char *text = json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN);
+
+		if (sub != NULL)
+			json_object_object_get_ex(sub, "keys", &keys);
+		vapid = ep ? vapid_authorization(ep, cred_str(c->cr, "subject"),
+		    cred_str(c->cr, "private_key"), cred_str(c->cr, "public_key"),
+		    now / 1000 + 12 * 3600) : NULL;
+		if (ep == NULL || vapid == NULL || keys == NULL || webpush_encrypt(
+		    json_object_get_string(json_object_object_get(keys, "p256dh")),
+		    json_object_get_string(json_object_object_get(keys, "auth")),
+		    (const unsigned char *)text, strlen(text), &enc, &enclen) != 0) {
+			snprintf(w->error, sizeof(w->error), "web push: %s", vapid == NULL ?
+			    "the VAPID keys cannot sign" : "the subscription's keys are unusable");
+			free(vapid);
+			json_object_put(sub);
+			json_object_put(o);
+			return -1;
+		}
+		snprintf(url, sizeof(url), "%s", ep);
+		header(c, "authorization", vapid);
+		header(c, "Content-Encoding", "aes128gcm");
+		header(c, "Content-Type", "application/octet-stream");
+		snprintf(tmp, sizeof(tmp), "%lld", w->expires_at_ms > now ?
+		    (long long)((w->expires_at_ms - now) / 1000) : 86400LL);
+		header(c, "TTL", tmp);
+		header(c, "Urgency", "normal");
+		free(vapid);
+		json_object_put(sub);
+		json_object_put(o);
+		c->body = (char *)enc;
+		c->bodylen = enclen;
+		o = NULL;
+	}
+	if (o != NULL) {
+		c->body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		c->bodylen = strlen(c->body);
+		header(c, "Content-Type", "application/json");
+		json_object_put(o);
+	}
+	if ((c->easy = curl_easy_init()) == NULL)
+		return snprintf(w->error, sizeof(w->error), "out of memory"), -2;
+	curl_easy_setopt(c->easy, CURLOPT_URL, url);
+	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
+	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE, (long)c->bodylen);
+	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)pd->cfg->push_timeout_ms);
+	curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
+	curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->easy, CURLOPT_PIPEWAIT, 1L);
+	if (*pd->cfg->push_ca_file)
+		curl_easy_setopt(c->easy, CURLOPT_CAINFO, pd->cfg->push_ca_file);
+	/* APNs speaks only HTTP/2: over TLS by ALPN, in the clear (a test) by prior knowledge */
+	if (strcmp(w->platform, "apns") == 0)
+		curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, strncmp(url, "http://", 7) == 0 ?
+		    (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2TLS);
+	return 0;
+badcreds:
+	json_object_put(o);
+	return snprintf(w->error, sizeof(w->error), "%s credentials cannot sign", w->platform), -1;
+}
+
+/* Whether the answer's body names reason (an APNs reason, an FCM error code). */
+static int
+says(const struct call *c, const char *reason)
+{
+	return c->resp != NULL && strstr(c->resp, reason) != NULL;
+}
+
+/* Decide what an answer means for the delivery and the device. */
+static void
+classify(struct pushd *pd, struct call *c, int64_t now)
+{
+	struct push_work *w = c->w;
+	const char *p = w->platform;
+	long s = c->status;
+	char reason[120];
+	int64_t delay;
+	unsigned char r;
+
+	snprintf(reason, sizeof(reason), "%s", c->resp ? c->resp : "");
+	reason[strcspn(reason, "\r\n")] = '\0';
+	if (c->result != CURLE_OK) {
+		snprintf(w->error, sizeof(w->error), "%s: %s", p, curl_easy_strerror(c->result));
+		w->outcome = PUSH_RETRY;
+	} else if (s >= 200 && s < 300) {
+		w->outcome = PUSH_SENT;
+		return;
+	} else {
+		snprintf(w->error, sizeof(w->error), "%s %ld %s", p, s, reason);
+		if ((strcmp(p, "apns") == 0 && (s == 410 || says(c, "BadDeviceToken") ||
+		    says(c, "Unregistered"))) || (strcmp(p, "fcm") == 0 && (s == 404 ||
+		    says(c, "UNREGISTERED"))) || (strcmp(p, "web") == 0 && (s == 404 || s == 410)))
+			w->outcome = PUSH_GONE;
+		else if (s == 429 || s >= 500)
+			w->outcome = PUSH_RETRY;
+		else if ((strcmp(p, "apns") == 0 && s == 403 && says(c, "ExpiredProviderToken")) ||
+		    (strcmp(p, "fcm") == 0 && s == 401)) {
+			free(c->cr->auth);	/* a stale token: make a new one and retry */
+			c->cr->auth = NULL;
+			w->outcome = PUSH_RETRY;
+		} else
+			w->outcome = PUSH_FAILED;
+	}
+	if (w->outcome != PUSH_RETRY)
+		return;
+	if (w->attempts + 1 >= pd->cfg->push_max_attempts) {
+		w->outcome = PUSH_FAILED;
+		return;
+	}
+	/* exponential backoff with jitter: base * 2^attempts * [0.5, 1.5) */
+	random_bytes(&r, 1);
+	delay = (int64_t)pd->cfg->push_retry_base_ms << (w->attempts < 20 ? w->attempts : 20);
+	delay = delay / 2 + delay * r / 256;
+	w->next_at_ms = now + (delay < 3600000 ? delay : 3600000);
+}
+
+/* Send a claimed batch, all at once, and fill in each outcome. */
+static void
+send_batch(struct pushd *pd, struct push_batch *b)
+{
+	struct call *calls = calloc(b->n, sizeof(*calls));
+	int64_t now = now_ms();
+	json_object *payload;
+	CURLMsg *m;
+	size_t i;
+	int running, left, rc;
+
+	if (calls == NULL)
+		return;
+	for (i = 0; i < b->n; i++) {
+		struct push_work *w = &b->items[i];
+		calls[i].w = w;
+		w->outcome = PUSH_FAILED;
+		if (w->expires_at_ms > 0 && w->expires_at_ms <= now) {
+			w->outcome = PUSH_EXPIRED;
+			snprintf(w->error, sizeof(w->error), "expired before it could be sent");
+			continue;
+		}
+		if (!w->device_ok || w->platform == NULL) {
+			snprintf(w->error, sizeof(w->error), "the device is not active");
+			continue;
+		}
+		payload = json_tokener_parse(w->payload);
+		rc = build(pd, &calls[i], payload, now);
+		json_object_put(payload);
+		if (rc == -2) {
+			calls[i].result = CURLE_COULDNT_CONNECT;
+			classify(pd, &calls[i], now);
+		}
+		if (rc == 0)
+			curl_multi_add_handle(pd->multi, calls[i].easy);
+	}
+	do {
+		curl_multi_perform(pd->multi, &running);
+		if (running > 0)
+			curl_multi_poll(pd->multi, NULL, 0, 1000, NULL);
+		while ((m = curl_multi_info_read(pd->multi, &left)) != NULL) {
+			struct call *c;
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+			c->result = m->data.result;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &c->status);
+			classify(pd, c, now_ms());
+		}
+	} while (running > 0);
+	for (i = 0; i < b->n; i++) {
+		if (calls[i].easy != NULL) {
+			curl_multi_remove_handle(pd->multi, calls[i].easy);
+			curl_easy_cleanup(calls[i].easy);
+		}
+		curl_slist_free_all(calls[i].headers);
+		free(calls[i].body);
+		free(calls[i].resp);
+	}
+	free(calls);
+}
+
+static volatile sig_atomic_t stopping;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static void
+nap(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * The worker's loop: expand what is due, claim and send a batch, record
+ * it; rest for push_poll_ms when there is nothing to do.  With once, it
+ * stops when nothing is left to do now (tests, cron).  SIGTERM stops it
+ * after the batch in hand is recorded.
+ */
+int
+pushd_run(const struct config *cfg, int once)
+{
+	struct pushd pd = { .cfg = cfg };
+	struct push_batch b = { .max = (size_t)cfg->push_batch };
+	struct sigaction sa = { .sa_handler = on_stop };
+	int rc, did;
+
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	pd.have_key = config_push_key(cfg, pd.key) == 0;
+	if (!pd.have_key)
+		log_warn("pushd: no push_secret_key: credentials cannot be opened");
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || (pd.db = db_new(cfg)) == NULL ||
+	    (pd.multi = curl_multi_init()) == NULL ||
+	    (b.items = calloc(b.max, sizeof(*b.items))) == NULL) {
+		log_error("pushd: cannot start");
+		return 1;
+	}
+	curl_multi_setopt(pd.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	log_info("pushd: started (batch %d, lease %d s)", cfg->push_batch, cfg->push_lease_s);
+	while (!stopping) {
+		did = 0;
+		if ((rc = db_pushwork_expand(pd.db, now_ms())) == 1)
+			did = 1;
+		if (rc >= 0 && (rc = db_pushwork_claim(pd.db, now_ms(),
+		    (int64_t)cfg->push_lease_s * 1000, &b)) == 0 && b.n > 0) {
+			send_batch(&pd, &b);
+			if ((rc = db_pushwork_record(pd.db, &b, now_ms())) != 0)
+				log_warn("pushd: a batch of %zu could not be recorded; it is sent "
+				    "again when its lease ends", b.n);
+			did = 1;
+		}
+		push_batch_clear(&b);
+		if (rc < 0) {
+			log_warn("pushd: the database is unavailable; retrying");
+			nap(1000);
+		} else if (!did) {
+			if (once)
+				break;
+			nap(cfg->push_poll_ms);
+		}
+	}
+	OPENSSL_cleanse(pd.key, sizeof(pd.key));
+	while (pd.creds != NULL) {
+		struct creds *next = pd.creds->next;
+		json_object_put(pd.creds->c);
+		free(pd.creds->auth);
+		free(pd.creds);
+		pd.creds = next;
+	}
+	free(b.items);
+	curl_multi_cleanup(pd.multi);
+	db_free(pd.db);
+	curl_global_cleanup();
+	log_info("pushd: stopped");
+	return 0;
+}

@@ -1,0 +1,278 @@
+/* db/pushwork.c: the work queue of sockudo-pushd: expanding publishes, claiming and recording deliveries. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app.h"
+#include "db.h"
+
+struct due {
+	char		*app_id, *publish_id, *recipients;
+	int64_t		 expires_at_ms;
+};
+
+static int
+row_due(const struct db_row *row, void *arg)
+{
+	struct due *u = arg;
+
+	u->app_id = strdup(row->col[0]);
+	u->publish_id = strdup(row->col[1]);
+	u->recipients = strdup(row->col[2]);
+	u->expires_at_ms = row->col[3] ? strtoll(row->col[3], NULL, 10) : 0;
+	return 1;
+}
+
+/* Add the deliveries of one recipient {type, channel|device_id|client_id}. */
+static int
+expand_one(struct db *d, const struct due *u, json_object *rec, int64_t now)
+{
+#define INS "INSERT IGNORE INTO push_deliveries (app_id, publish_id, device_id, next_at_ms)"
+	static const char by_dev_sub[] = INS " SELECT v.app_id, ?, v.device_id, ?"
+	    " FROM push_channel_subs s JOIN push_devices v ON v.app_id = s.app_id"
+	    " AND v.device_id = s.device_id WHERE s.app_id = ? AND s.channel = ?"
+	    " AND s.device_id <> '' AND v.state = 'active'";
+	static const char by_client_sub[] = INS " SELECT v.app_id, ?, v.device_id, ?"
+	    " FROM push_channel_subs s JOIN push_devices v ON v.app_id = s.app_id"
+	    " AND v.client_id = s.client_id WHERE s.app_id = ? AND s.channel = ?"
+	    " AND s.client_id <> '' AND v.state = 'active'";
+	static const char by_device[] = INS " SELECT app_id, ?, device_id, ? FROM push_devices"
+	    " WHERE app_id = ? AND device_id = ? AND state = 'active'";
+	static const char by_client[] = INS " SELECT app_id, ?, device_id, ? FROM push_devices"
+	    " WHERE app_id = ? AND client_id = ? AND state = 'active'";
+#undef INS
+	const char *type = json_object_get_string(json_object_object_get(rec, "type"));
+	json_object *v;
+	int rc;
+
+	if (strcmp(type, "channel") == 0)
+		v = json_object_object_get(rec, "channel");
+	else if (strcmp(type, "device") == 0)
+		v = json_object_object_get(rec, "device_id");
+	else
+		v = json_object_object_get(rec, "client_id");
+	struct db_val p[] = { DB_STR(u->publish_id), DB_I64(now), DB_STR(u->app_id),
+	    DB_STR(json_object_get_string(v)) };
+	if (strcmp(type, "channel") == 0) {
+		if ((rc = db_exec(d, by_dev_sub, p, 4, NULL)) != 0)
+			return rc;
+		return db_exec(d, by_client_sub, p, 4, NULL);
+	}
+	return db_exec(d, strcmp(type, "device") == 0 ? by_device : by_client, p, 4, NULL);
+}
+
+/*
+ * Take one due publish (skipping any another worker holds) and turn its
+ * recipients into one delivery per active device, in one transaction.
+ * Returns 1 when a publish was taken, 0 when none is due.
+ */
+int
+db_pushwork_expand(struct db *d, int64_t now)
+{
+	static const char take[] = "SELECT app_id, publish_id, recipients, expires_at_ms"
+	    " FROM push_publishes WHERE state IN ('queued', 'scheduled') AND deliver_at_ms <= ?"
+	    " ORDER BY deliver_at_ms LIMIT 1 FOR UPDATE SKIP LOCKED";
+	static const char count[] = "SELECT COUNT(*) FROM push_deliveries"
+	    " WHERE app_id = ? AND publish_id = ?";
+	static const char set[] = "UPDATE push_publishes SET planned = ?,"
+	    " state = IF(? = 0, 'succeeded', 'dispatching') WHERE app_id = ? AND publish_id = ?";
+	static const char expire[] = "UPDATE push_publishes SET state = 'expired'"
+	    " WHERE app_id = ? AND publish_id = ?";
+	struct db_val t[] = { DB_I64(now) };
+	struct due u = { 0 };
+	json_object *recs = NULL;
+	long long planned = 0;
+	size_t i;
+	int rc;
+
+	if ((rc = db_begin(d)) != 0)
+		return rc;
+	if ((rc = db_query(d, take, t, 1, row_due, &u)) != 0)
+		goto fail;
+	if (u.publish_id == NULL) {
+		db_rollback(d);
+		return 0;
+	}
+	struct db_val k[] = { DB_STR(u.app_id), DB_STR(u.publish_id) };
+	if (u.expires_at_ms > 0 && u.expires_at_ms <= now) {
+		rc = db_exec(d, expire, k, 2, NULL);
+	} else if ((recs = json_tokener_parse(u.recipients)) == NULL) {
+		rc = db_exec(d, expire, k, 2, NULL);	/* cannot happen: stored validated */
+	} else {
+		for (i = 0; rc == 0 && i < json_object_array_length(recs); i++)
+			rc = expand_one(d, &u, json_object_array_get_idx(recs, i), now);
+		if (rc == 0)
+			rc = db_query_i64(d, count, k, 2, &planned);
+		struct db_val s[] = { DB_I64(planned), DB_I64(planned), DB_STR(u.app_id),
+		    DB_STR(u.publish_id) };
+		if (rc == 0)
+			rc = db_exec(d, set, s, 4, NULL);
+	}
+	if (rc == 0)
+		rc = db_commit(d);
+fail:
+	if (rc != 0)
+		db_rollback(d);
+	json_object_put(recs);
+	free(u.app_id);
+	free(u.publish_id);
+	free(u.recipients);
+	return rc != 0 ? rc : 1;
+}
+
+static int
+row_work(const struct db_row *row, void *arg)
+{
+	struct push_batch *b = arg;
+	struct push_work *w;
+
+	if (b->n == b->max)
+		return 1;
+	w = &b->items[b->n++];
+	memset(w, 0, sizeof(*w));
+	w->id = strtoull(row->col[0], NULL, 10);
+	snprintf(w->app_id, sizeof(w->app_id), "%s", row->col[1]);
+	snprintf(w->publish_id, sizeof(w->publish_id), "%s", row->col[2]);
+	snprintf(w->device_id, sizeof(w->device_id), "%s", row->col[3]);
+	w->attempts = (int)strtol(row->col[4], NULL, 10);
+	w->platform = row->col[5] ? strdup(row->col[5]) : NULL;
+	w->token = row->col[6] ? strdup(row->col[6]) : NULL;
+	w->device_ok = row->col[7] != NULL && strcmp(row->col[7], "active") == 0;
+	w->payload = strdup(row->col[8]);
+	w->expires_at_ms = row->col[9] ? strtoll(row->col[9], NULL, 10) : 0;
+	return 0;
+}
+
+/*
+ * Claim up to b->max due deliveries for lease_ms: stamp them with a
+ * fresh claim token and move them out of the due range in one UPDATE
+ * (a racing worker waits on the same rows, then finds them not due),
+ * then read them with their devices and payloads.
+ */
+int
+db_pushwork_claim(struct db *d, int64_t now, int64_t lease_ms, struct push_batch *b)
+{
+	static const char claim[] = "UPDATE push_deliveries SET claim = ?, next_at_ms = ?"
+	    " WHERE state = 'pending' AND next_at_ms <= ? ORDER BY next_at_ms LIMIT ?";
+	static const char get[] = "SELECT d.id, d.app_id, d.publish_id, d.device_id, d.attempts,"
+	    " v.platform, v.token, v.state, p.payload, p.expires_at_ms"
+	    " FROM push_deliveries d JOIN push_publishes p ON p.app_id = d.app_id"
+	    " AND p.publish_id = d.publish_id LEFT JOIN push_devices v ON v.app_id = d.app_id"
+	    " AND v.device_id = d.device_id WHERE d.claim = ?";
+	char token[32];
+	unsigned long long got = 0;
+	int rc;
+
+	b->n = 0;
+	message_serial_new(token, now);
+	struct db_val c[] = { DB_STRN(token, strlen(token)), DB_I64(now + lease_ms), DB_I64(now),
+	    DB_I64((long long)b->max) };
+	struct db_val g[] = { DB_STRN(token, strlen(token)) };
+	if ((rc = db_exec(d, claim, c, 4, &got)) != 0 || got == 0)
+		return rc;
+	return db_query(d, get, g, 1, row_work, b);
+}
+
+/*
+ * Record what became of a batch, in one transaction: each delivery's new
+ * state, failed devices, and each publish's counters (and its final
+ * state once every delivery is settled).  A delivery cancelled while in
+ * flight keeps its cancelled state.
+ */
+int
+db_pushwork_record(struct db *d, struct push_batch *b, int64_t now)
+{
+	static const char sent[] = "UPDATE push_deliveries SET state = 'sent',"
+	    " attempts = attempts + 1, last_error = NULL, claim = NULL"
+	    " WHERE id = ? AND state = 'pending'";
+	static const char failed[] = "UPDATE push_deliveries SET state = ?,"
+	    " attempts = attempts + ?, last_error = ?, claim = NULL"
+	    " WHERE id = ? AND state = 'pending'";
+	static const char retry[] = "UPDATE push_deliveries SET attempts = attempts + 1,"
+	    " next_at_ms = ?, last_error = ?, claim = NULL WHERE id = ? AND state = 'pending'";
+	static const char gone[] = "UPDATE push_devices SET state = 'failed', failed_reason = ?"
+	    " WHERE app_id = ? AND device_id = ?";
+	static const char counters[] = "UPDATE push_publishes SET sent = sent + ?,"
+	    " failed = failed + ?, retrying = retrying + ? WHERE app_id = ? AND publish_id = ?";
+	static const char settle[] = "UPDATE push_publishes SET state = CASE"
+	    " WHEN failed = 0 THEN 'succeeded' WHEN sent = 0 THEN 'failed'"
+	    " ELSE 'partially_succeeded' END WHERE app_id = ? AND publish_id = ?"
+	    " AND state = 'dispatching' AND sent + failed >= planned";
+	unsigned long long n;
+	size_t i, k;
+	int rc;
+
+	if ((rc = db_begin(d)) != 0)
+		return rc;
+	for (i = 0; i < b->n; i++) {
+		struct push_work *w = &b->items[i];
+		struct db_val id = DB_I64((long long)w->id);
+		const char *err = w->error[0] ? w->error : NULL;
+		n = 0;
+		if (w->outcome == PUSH_SENT) {
+			struct db_val v[] = { id };
+			rc = db_exec(d, sent, v, 1, &n);
+		} else if (w->outcome == PUSH_RETRY) {
+			struct db_val v[] = { DB_I64(w->next_at_ms), DB_STR(err), id };
+			rc = db_exec(d, retry, v, 3, &n);
+		} else {
+			struct db_val v[] = { DB_STR(w->outcome == PUSH_EXPIRED ? "expired" : "failed"),
+			    DB_I64(w->outcome == PUSH_EXPIRED ? 0 : 1), DB_STR(err), id };
+			rc = db_exec(d, failed, v, 4, &n);
+		}
+		w->counted = n == 1;	/* not if it was cancelled meanwhile */
+		if (rc == 0 && w->outcome == PUSH_GONE) {
+			struct db_val v[] = { DB_STR(err), DB_STR(w->app_id), DB_STR(w->device_id) };
+			rc = db_exec(d, gone, v, 3, NULL);
+		}
+		if (rc != 0)
+			goto fail;
+	}
+	/* the counters, once per publish of the batch */
+	for (i = 0; i < b->n; i++) {
+		long long ns = 0, nf = 0, nr = 0;
+		int first = 1;
+		for (k = 0; k < i && first; k++)
+			first = strcmp(b->items[k].app_id, b->items[i].app_id) != 0 ||
+			    strcmp(b->items[k].publish_id, b->items[i].publish_id) != 0;
+		if (!first)
+			continue;
+		for (k = i; k < b->n; k++) {
+			struct push_work *w = &b->items[k];
+			if (!w->counted || strcmp(w->app_id, b->items[i].app_id) != 0 ||
+			    strcmp(w->publish_id, b->items[i].publish_id) != 0)
+				continue;
+			ns += w->outcome == PUSH_SENT;
+			nf += w->outcome != PUSH_SENT && w->outcome != PUSH_RETRY;
+			/* retrying: in a retry now, less those that were and are settled */
+			nr += (w->outcome == PUSH_RETRY && w->attempts == 0) -
+			    (w->outcome != PUSH_RETRY && w->attempts > 0);
+		}
+		struct db_val v[] = { DB_I64(ns), DB_I64(nf), DB_I64(nr),
+		    DB_STR(b->items[i].app_id), DB_STR(b->items[i].publish_id) };
+		struct db_val s[] = { DB_STR(b->items[i].app_id), DB_STR(b->items[i].publish_id) };
+		if ((rc = db_exec(d, counters, v, 5, NULL)) != 0 ||
+		    (rc = db_exec(d, settle, s, 2, NULL)) != 0)
+			goto fail;
+	}
+	(void)now;
+	return db_commit(d);
+fail:
+	db_rollback(d);
+	return rc;
+}
+
+void
+push_batch_clear(struct push_batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		free(b->items[i].platform);
+		free(b->items[i].token);
+		free(b->items[i].payload);
+	}
+	b->n = 0;
+}

@@ -1,0 +1,389 @@
+/* handlers/pushpub.c: push publishes, their status, cancel, and provider callbacks (SPEC 8). */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers.h"
+#include "db/db.h"
+
+#define MAX_PAYLOAD 3000	/* fits a Web Push record and an APNs payload */
+#define PUSH_STORE "the push store"
+#define PUSH_FAILED "the push request could not be carried out"
+
+/* A value of data at a dotted path ("a.b.c") as text, or "" when there is none. */
+static const char *
+data_path(json_object *data, const char *path, size_t len, char *buf, size_t buflen)
+{
+	json_object *v = data;
+	const char *p = path, *end = path + len, *dot;
+	char key[128];
+	size_t n;
+
+	while (v != NULL && p < end) {
+		dot = memchr(p, '.', (size_t)(end - p));
+		n = (size_t)((dot ? dot : end) - p);
+		if (n == 0 || n >= sizeof(key) || !json_object_is_type(v, json_type_object))
+			return "";
+		memcpy(key, p, n);
+		key[n] = '\0';
+		if (!json_object_object_get_ex(v, key, &v))
+			return "";
+		p += n + (dot != NULL);
+	}
+	if (v == NULL)
+		return "";
+	if (json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	snprintf(buf, buflen, "%s", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+	return buf;
+}
+
+/* A template text with each {{data.path}} replaced from data (malloc'd). */
+char *
+template_render(const char *text, json_object *data)
+{
+	char *out = NULL, buf[256];
+	const char *p = text, *open, *close;
+	size_t len = 0;
+	FILE *f;
+
+	if ((f = open_memstream(&out, &len)) == NULL)
+		return NULL;
+	while ((open = strstr(p, "{{")) != NULL && (close = strstr(open, "}}")) != NULL) {
+		const char *name = open + 2;
+		fwrite(p, 1, (size_t)(open - p), f);
+		while (*name == ' ')
+			name++;
+		size_t n = (size_t)(close - name);
+		while (n > 0 && name[n - 1] == ' ')
+			n--;
+		if (n > 5 && strncmp(name, "data.", 5) == 0)
+			fputs(data_path(data, name + 5, n - 5, buf, sizeof(buf)), f);
+		else
+			fwrite(open, 1, (size_t)(close + 2 - open), f);
+		p = close + 2;
+	}
+	fputs(p, f);
+	fclose(f);
+	return out;
+}
+
+/*
+ * The recipients array as stored: [{type, channel|device_id|client_id}].
+ * Returns NULL with msg set when it is not valid.
+ */
+static json_object *
+recipients_parse(struct req *r, json_object *v, char *msg, size_t msglen, int *status)
+{
+	json_object *out, *rec;
+	const char *type, *id, *key;
+	char err[160];
+	size_t i, n;
+
+	*status = 400;
+	if (v == NULL || !json_object_is_type(v, json_type_array) ||
+	    (n = json_object_array_length(v)) == 0)
+		return snprintf(msg, msglen, "recipients must be a non-empty array"), NULL;
+	if (n > (size_t)r->cfg->push_max_recipients)
+		return *status = 413, snprintf(msg, msglen, "%zu recipients, over the limit of %d",
+		    n, r->cfg->push_max_recipients), NULL;
+	out = json_object_new_array();
+	for (i = 0; i < n; i++) {
+		json_object *o = json_object_array_get_idx(v, i);
+		type = json_object_is_type(o, json_type_object) ?
+		    body_string(body_member(o, "type", NULL)) : NULL;
+		key = type == NULL ? NULL : strcmp(type, "channel") == 0 ? "channel" :
+		    strcmp(type, "device") == 0 ? "device_id" :
+		    strcmp(type, "client") == 0 ? "client_id" : NULL;
+		if (key == NULL) {
+			snprintf(msg, msglen, "recipients[%zu]: type must be channel, device or "
+			    "client", i);
+			goto bad;
+		}
+		id = body_string(body_member(o, key, strcmp(key, "device_id") == 0 ? "deviceId" :
+		    strcmp(key, "client_id") == 0 ? "clientId" : NULL));
+		if (id == NULL || *id == '\0' || strlen(id) > 200 ||
+		    (strcmp(key, "channel") == 0 && !valid_channel_name(id, err, sizeof(err)))) {
+			snprintf(msg, msglen, "recipients[%zu]: %s is required and must be valid",
+			    i, key);
+			goto bad;
+		}
+		rec = json_object_new_object();
+		json_object_object_add(rec, "type", json_object_new_string(type));
+		json_object_object_add(rec, key, json_object_new_string(id));
+		json_object_array_add(out, rec);
+	}
+	return out;
+bad:
+	json_object_put(out);
+	return NULL;
+}
+
+/*
+ * The notification to send, {title?, body?, data?}: the payload as given,
+ * or rendered from its template in its locale.  Returns NULL with msg
+ * and *status (400, 404 for an unknown template, 503) when it cannot be.
+ */
+static json_object *
+payload_render(struct req *r, json_object *v, char *msg, size_t msglen, int *status)
+{
+	json_object *out, *data = NULL, *t = NULL, *loc;
+	const char *tid, *locale, *title, *body;
+	char *text = NULL, *rt, *rb;
+	int rc;
+
+	*status = 400;
+	if (v == NULL || !json_object_is_type(v, json_type_object))
+		return snprintf(msg, msglen, "payload must be an object"), NULL;
+	if (json_object_object_get_ex(v, "data", &data) && !json_object_is_type(data,
+	    json_type_object))
+		return snprintf(msg, msglen, "payload.data must be an object"), NULL;
+	title = body_string(body_member(v, "title", NULL));
+	body = body_string(body_member(v, "body", NULL));
+	if ((body_member(v, "title", NULL) && title == NULL) ||
+	    (body_member(v, "body", NULL) && body == NULL))
+		return snprintf(msg, msglen, "payload.title and payload.body are strings"), NULL;
+	if ((tid = body_string(body_member(v, "template_id", "templateId"))) != NULL) {
+		rc = db_push_template_get(r->w->db, r->app.id, tid, &text);
+		if (rc == DB_NOTFOUND)
+			return *status = 400, snprintf(msg, msglen, "unknown template %s", tid), NULL;
+		if (rc != 0)
+			return *status = 503, snprintf(msg, msglen, "%s", PUSH_STORE), NULL;
+		t = json_tokener_parse(text);
+		free(text);
+		if (t == NULL)
+			return *status = 500, snprintf(msg, msglen, "template unreadable"), NULL;
+		locale = body_string(body_member(v, "locale", NULL));
+		if (locale == NULL)
+			locale = json_object_get_string(json_object_object_get(t, "default_locale"));
+		if (!json_object_object_get_ex(json_object_object_get(t, "locales"), locale, &loc)) {
+			snprintf(msg, msglen, "template %s has no locale %s", tid, locale);
+			json_object_put(t);
+			return NULL;
+		}
+		title = json_object_get_string(json_object_object_get(loc, "title"));
+		body = json_object_get_string(json_object_object_get(loc, "body"));
+	} else if (title == NULL && body == NULL && data == NULL) {
+		return snprintf(msg, msglen, "payload needs title, body, data or template_id"), NULL;
+	}
+	out = json_object_new_object();
+	rt = title ? template_render(title, data) : NULL;
+	rb = body ? template_render(body, data) : NULL;
+	if (rt != NULL)
+		json_object_object_add(out, "title", json_object_new_string(rt));
+	if (rb != NULL)
+		json_object_object_add(out, "body", json_object_new_string(rb));
+	if (data != NULL)
+		json_object_object_add(out, "data", json_object_get(data));
+	free(rt);
+	free(rb);
+	json_object_put(t);
+	if (strlen(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN)) > MAX_PAYLOAD) {
+		json_object_put(out);
+		return *status = 413, snprintf(msg, msglen, "the notification is over %d bytes",
+		    MAX_PAYLOAD), NULL;
+	}
+	return out;
+}
+
+/* An optional non-negative integer member; -1 when present but not one. */
+static int
+opt_ms(json_object *o, const char *key, const char *alias, int64_t *out)
+{
+	json_object *v = body_member(o, key, alias);
+
+	*out = 0;
+	if (v == NULL)
+		return 0;
+	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+		return -1;
+	*out = json_object_get_int64(v);
+	return 0;
+}
+
+static int
+publish_store(struct req *r, struct resp *p, struct push_publish *pub, const char *key,
+    const unsigned char hash[32], json_object *answer)
+{
+	struct db *d = r->w->db;
+	struct idem_row ir;
+	const char *text = json_object_to_json_string_ext(answer, JSON_C_TO_STRING_PLAIN);
+	int rc;
+
+	if ((rc = db_begin(d)) != 0)
+		return rc;
+	if (key != NULL) {
+		rc = db_idem_claim(d, r->app.id, key, hash, r->app.idempotency_ttl_s, pub->now, &ir);
+		if (rc == DB_CONFLICT) {
+			db_rollback(d);
+			if (memcmp(ir.hash, hash, 32) != 0)
+				rc = resp_error(p, 409, "idempotency_conflict",
+				    "this idempotency key was used with a different payload");
+			else
+				rc = resp_json(p, ir.status, json_tokener_parse(ir.response));
+			free(ir.response);
+			return rc;
+		}
+		if (rc != 0)
+			goto fail;
+	}
+	if ((rc = db_push_publish_add(d, r->app.id, pub)) != 0 ||
+	    (key != NULL && (rc = db_idem_store(d, r->app.id, key, 202, text)) != 0) ||
+	    (rc = db_commit(d)) != 0)
+		goto fail;
+	return resp_json(p, 202, json_object_get(answer));
+fail:
+	db_rollback(d);
+	return store_error(p, rc, PUSH_STORE, PUSH_FAILED);
+}
+
+/*
+ * POST /push/publish {recipients, payload, idempotency_key?,
+ * deliver_at_ms?, expires_at_ms?} -> 202 {"publish_id", "status"}: one
+ * row, whatever the number of devices; sockudo-pushd expands and
+ * delivers it.  Statuses: 202, 400, 403, 409, 413, 503.
+ */
+int
+h_push_publish(struct req *r, struct resp *p)
+{
+	struct push_publish pub = { .now = now_ms() };
+	json_object *recips = NULL, *payload = NULL, *answer, *v;
+	unsigned char hash[32];
+	const char *key;
+	char msg[256];
+	int status, rc;
+
+	if ((rc = push_check(r, p)) != 0 || (rc = idem_key_of(r, p, &key)) != 0)
+		return rc;
+	if (r->json == NULL)
+		return resp_error(p, 400, "invalid_input", "a JSON body is required");
+	if ((v = body_member(r->json, "sync", NULL)) != NULL &&
+	    (!json_object_is_type(v, json_type_boolean) || json_object_get_boolean(v)))
+		return resp_error(p, 400, "invalid_input",
+		    "sync delivery is not available yet: publish without sync and read the status");
+	if (opt_ms(r->json, "deliver_at_ms", "deliverAtMs", &pub.deliver_at_ms) != 0 ||
+	    opt_ms(r->json, "expires_at_ms", "expiresAtMs", &pub.expires_at_ms) != 0)
+		return resp_error(p, 400, "invalid_input",
+		    "deliver_at_ms and expires_at_ms are Unix milliseconds");
+	if (pub.deliver_at_ms < pub.now)
+		pub.deliver_at_ms = pub.now;
+	if (pub.expires_at_ms > 0 && pub.expires_at_ms <= pub.deliver_at_ms)
+		return resp_error(p, 400, "invalid_input",
+		    "expires_at_ms must be after the delivery time");
+	if ((recips = recipients_parse(r, body_member(r->json, "recipients", NULL), msg,
+	    sizeof(msg), &status)) == NULL)
+		return resp_error(p, status, status == 413 ? "limit_exceeded" : "invalid_input",
+		    "%s", msg);
+	if ((payload = payload_render(r, body_member(r->json, "payload", NULL), msg, sizeof(msg),
+	    &status)) == NULL) {
+		json_object_put(recips);
+		if (status == 503)
+			return resp_unavailable(p, PUSH_STORE);
+		return resp_error(p, status, status == 413 ? "payload_too_large" :
+		    status == 400 ? "invalid_input" : "internal", "%s", msg);
+	}
+	message_serial_new(pub.publish_id, pub.now);
+	pub.recipients = json_object_to_json_string_ext(recips, JSON_C_TO_STRING_PLAIN);
+	pub.payload = json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN);
+	if (key != NULL)
+		idem_hash(r->json, "push/publish", hash);
+	answer = json_object_new_object();
+	json_object_object_add(answer, "publish_id", json_object_new_string(pub.publish_id));
+	json_object_object_add(answer, "status", json_object_new_string(
+	    pub.deliver_at_ms > pub.now ? "scheduled" : "queued"));
+	rc = publish_store(r, p, &pub, key, hash, answer);
+	json_object_put(answer);
+	json_object_put(recips);
+	json_object_put(payload);
+	return rc;
+}
+
+/* GET /push/publish/{id}/status.  Statuses: 200, 403, 404, 503. */
+int
+h_push_status(struct req *r, struct resp *p)
+{
+	json_object *out;
+	int rc;
+
+	if ((rc = push_check(r, p)) != 0)
+		return rc;
+	rc = db_push_publish_status(r->w->db, r->app.id, r->args[1], &out);
+	if (rc == DB_NOTFOUND)
+		return resp_error(p, 404, "not_found", "no publish %s", r->args[1]);
+	if (rc != 0)
+		return store_error(p, rc, PUSH_STORE, PUSH_FAILED);
+	return resp_json(p, 200, out);
+}
+
+/* POST /push/publish/{id}/cancel -> {"publish_id", "state"}.  Statuses: 200, 403, 404, 503. */
+int
+h_push_cancel(struct req *r, struct resp *p)
+{
+	json_object *out;
+	char state[32];
+	int rc;
+
+	if ((rc = push_check(r, p)) != 0)
+		return rc;
+	rc = db_push_publish_cancel(r->w->db, r->app.id, r->args[1], state);
+	if (rc == DB_NOTFOUND)
+		return resp_error(p, 404, "not_found", "no publish %s", r->args[1]);
+	if (rc != 0)
+		return store_error(p, rc, PUSH_STORE, PUSH_FAILED);
+	out = json_object_new_object();
+	json_object_object_add(out, "publish_id", json_object_new_string(r->args[1]));
+	json_object_object_add(out, "state", json_object_new_string(state));
+	return resp_json(p, 200, out);
+}
+
+/*
+ * POST /push/callbacks/{apns|fcm|web} {"events": [{"token", "type":
+ * "invalid_token"|"delivered", "reason"?}]}: a provider's receipts and
+ * token invalidations, relayed by the app.  An invalid token fails its
+ * devices, which are not sent to again.  -> {"devices_failed": n}.
+ */
+int
+h_push_callback(struct req *r, struct resp *p)
+{
+	const char *provider = r->args[1], *token, *type, *reason;
+	json_object *events, *out;
+	long long n, total = 0;
+	size_t i;
+	int rc;
+
+	if ((rc = push_check(r, p)) != 0)
+		return rc;
+	if (strcmp(provider, "apns") != 0 && strcmp(provider, "fcm") != 0 &&
+	    strcmp(provider, "web") != 0)
+		return resp_error(p, 404, "not_found", "providers are apns, fcm and web");
+	if (r->json == NULL || !json_object_object_get_ex(r->json, "events", &events) ||
+	    !json_object_is_type(events, json_type_array) ||
+	    json_object_array_length(events) > 1000)
+		return resp_error(p, 400, "invalid_input",
+		    "the body is {\"events\": [{token, type, reason?}]}, at most 1000");
+	for (i = 0; i < json_object_array_length(events); i++) {
+		json_object *e = json_object_array_get_idx(events, i);
+		token = body_string(body_member(e, "token", NULL));
+		type = body_string(body_member(e, "type", NULL));
+		if (token == NULL || *token == '\0' || type == NULL ||
+		    (strcmp(type, "invalid_token") != 0 && strcmp(type, "delivered") != 0))
+			return resp_error(p, 400, "invalid_input", "events[%zu]: token and type "
+			    "(invalid_token or delivered) are required", i);
+	}
+	for (i = 0; i < json_object_array_length(events); i++) {
+		json_object *e = json_object_array_get_idx(events, i);
+		if (strcmp(body_string(body_member(e, "type", NULL)), "invalid_token") != 0)
+			continue;
+		token = body_string(body_member(e, "token", NULL));
+		reason = body_string(body_member(e, "reason", NULL));
+		if ((rc = db_push_token_gone(r->w->db, r->app.id, provider, token,
+		    reason ? reason : "invalid token (callback)", &n)) != 0)
+			return store_error(p, rc, PUSH_STORE, PUSH_FAILED);
+		total += n;
+	}
+	out = json_object_new_object();
+	json_object_object_add(out, "devices_failed", json_object_new_int64(total));
+	return resp_json(p, 200, out);
+}
