@@ -312,7 +312,13 @@ int	pool_run(const char *confpath, struct config *, const struct config_override
 
 /* ---- pushd.c: sockudo-pushd ------------------------------------- */
 
-int	pushd_run(const struct config *, int once);
+struct pushd;
+struct push_batch;
+
+int		 pushd_run(const struct config *, int once);
+struct pushd	*pushd_new(const struct config *, struct db *, int timeout_ms);
+void		 pushd_send(struct pushd *, struct push_batch *);
+void		 pushd_free(struct pushd *);
 
 /* ---- cli.c -------------------------------------------------------- */
 

@@ -43,6 +43,7 @@ struct pushd {
 	struct creds		*creds;
 	unsigned char		 key[32];
 	int			 have_key;
+	int			 timeout_ms;
 };
 
 /* A request in flight, one per delivery. */
@@ -179,7 +180,7 @@ fcm_auth(struct pushd *pd, struct creds *cr, int64_t now, char *err, size_t errl
 	free(jwt);
 	curl_easy_setopt(c.easy, CURLOPT_URL, uri);
 	curl_easy_setopt(c.easy, CURLOPT_POSTFIELDS, form ? form : "");
-	curl_easy_setopt(c.easy, CURLOPT_TIMEOUT_MS, (long)pd->cfg->push_timeout_ms);
+	curl_easy_setopt(c.easy, CURLOPT_TIMEOUT_MS, (long)pd->timeout_ms);
 	curl_easy_setopt(c.easy, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c.easy, CURLOPT_WRITEDATA, &c);
 	curl_easy_setopt(c.easy, CURLOPT_NOSIGNAL, 1L);
@@ -352,7 +353,7 @@ build(struct pushd *pd, struct call *c, json_object *payload, int64_t now)
 	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
 	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
 	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE, (long)c->bodylen);
-	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)pd->cfg->push_timeout_ms);
+	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)pd->timeout_ms);
 	curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
 	curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
@@ -426,8 +427,8 @@ classify(struct pushd *pd, struct call *c, int64_t now)
 }
 
 /* Send a claimed batch, all at once, and fill in each outcome. */
-static void
-send_batch(struct pushd *pd, struct push_batch *b)
+void
+pushd_send(struct pushd *pd, struct push_batch *b)
 {
 	struct call *calls = calloc(b->n, sizeof(*calls));
 	int64_t now = now_ms();
@@ -510,36 +511,76 @@ nap(int ms)
  * stops when nothing is left to do now (tests, cron).  SIGTERM stops it
  * after the batch in hand is recorded.
  */
+/*
+ * A sender on db: the credentials it opens are cached in it, its
+ * connections to providers kept open between batches.  timeout_ms
+ * bounds each request (0: push_timeout_ms).
+ */
+struct pushd *
+pushd_new(const struct config *cfg, struct db *db, int timeout_ms)
+{
+	struct pushd *pd;
+
+	if ((pd = calloc(1, sizeof(*pd))) == NULL)
+		return NULL;
+	pd->cfg = cfg;
+	pd->db = db;
+	pd->timeout_ms = timeout_ms > 0 ? timeout_ms : cfg->push_timeout_ms;
+	pd->have_key = config_push_key(cfg, pd->key) == 0;
+	if ((pd->multi = curl_multi_init()) == NULL) {
+		free(pd);
+		return NULL;
+	}
+	curl_multi_setopt(pd->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	return pd;
+}
+
+void
+pushd_free(struct pushd *pd)
+{
+	if (pd == NULL)
+		return;
+	OPENSSL_cleanse(pd->key, sizeof(pd->key));
+	while (pd->creds != NULL) {
+		struct creds *next = pd->creds->next;
+		json_object_put(pd->creds->c);
+		free(pd->creds->auth);
+		free(pd->creds);
+		pd->creds = next;
+	}
+	curl_multi_cleanup(pd->multi);
+	free(pd);
+}
+
 int
 pushd_run(const struct config *cfg, int once)
 {
-	struct pushd pd = { .cfg = cfg };
+	struct pushd *pd = NULL;
 	struct push_batch b = { .max = (size_t)cfg->push_batch };
 	struct sigaction sa = { .sa_handler = on_stop };
+	struct db *db = NULL;
 	int rc, did;
 
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	pd.have_key = config_push_key(cfg, pd.key) == 0;
-	if (!pd.have_key)
-		log_warn("pushd: no push_secret_key: credentials cannot be opened");
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || (pd.db = db_new(cfg)) == NULL ||
-	    (pd.multi = curl_multi_init()) == NULL ||
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || (db = db_new(cfg)) == NULL ||
+	    (pd = pushd_new(cfg, db, 0)) == NULL ||
 	    (b.items = calloc(b.max, sizeof(*b.items))) == NULL) {
 		log_error("pushd: cannot start");
 		return 1;
 	}
-	curl_multi_setopt(pd.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	if (!pd->have_key)
+		log_warn("pushd: no push_secret_key: credentials cannot be opened");
 	log_info("pushd: started (batch %d, lease %d s)", cfg->push_batch, cfg->push_lease_s);
 	while (!stopping) {
 		did = 0;
-		if ((rc = db_pushwork_expand(pd.db, now_ms())) == 1)
+		if ((rc = db_pushwork_expand(db, now_ms(), NULL, NULL)) == 1)
 			did = 1;
-		if (rc >= 0 && (rc = db_pushwork_claim(pd.db, now_ms(),
-		    (int64_t)cfg->push_lease_s * 1000, &b)) == 0 && b.n > 0) {
-			send_batch(&pd, &b);
-			if ((rc = db_pushwork_record(pd.db, &b, now_ms())) != 0)
+		if (rc >= 0 && (rc = db_pushwork_claim(db, now_ms(),
+		    (int64_t)cfg->push_lease_s * 1000, NULL, NULL, &b)) == 0 && b.n > 0) {
+			pushd_send(pd, &b);
+			if ((rc = db_pushwork_record(db, &b, now_ms())) != 0)
 				log_warn("pushd: a batch of %zu could not be recorded; it is sent "
 				    "again when its lease ends", b.n);
 			did = 1;
@@ -554,17 +595,9 @@ pushd_run(const struct config *cfg, int once)
 			nap(cfg->push_poll_ms);
 		}
 	}
-	OPENSSL_cleanse(pd.key, sizeof(pd.key));
-	while (pd.creds != NULL) {
-		struct creds *next = pd.creds->next;
-		json_object_put(pd.creds->c);
-		free(pd.creds->auth);
-		free(pd.creds);
-		pd.creds = next;
-	}
+	pushd_free(pd);
 	free(b.items);
-	curl_multi_cleanup(pd.multi);
-	db_free(pd.db);
+	db_free(db);
 	curl_global_cleanup();
 	log_info("pushd: stopped");
 	return 0;

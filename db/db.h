@@ -323,8 +323,10 @@ struct push_batch {
 	size_t		  n, max;
 };
 
-int	db_pushwork_expand(struct db *, int64_t now);
-int	db_pushwork_claim(struct db *, int64_t now, int64_t lease_ms, struct push_batch *);
+int	db_pushwork_expand(struct db *, int64_t now, const char *app_id,
+	    const char *publish_id);
+int	db_pushwork_claim(struct db *, int64_t now, int64_t lease_ms, const char *app_id,
+	    const char *publish_id, struct push_batch *);
 int	db_pushwork_record(struct db *, struct push_batch *, int64_t now);
 void	push_batch_clear(struct push_batch *);
 

@@ -64,23 +64,27 @@ expand_one(struct db *d, const struct due *u, json_object *rec, int64_t now)
 }
 
 /*
- * Take one due publish (skipping any another worker holds) and turn its
+ * Take one due publish (skipping any another worker holds), or the one
+ * named by app_id and publish_id (a sync publish), and turn its
  * recipients into one delivery per active device, in one transaction.
  * Returns 1 when a publish was taken, 0 when none is due.
  */
 int
-db_pushwork_expand(struct db *d, int64_t now)
+db_pushwork_expand(struct db *d, int64_t now, const char *app_id, const char *publish_id)
 {
 	static const char take[] = "SELECT app_id, publish_id, recipients, expires_at_ms"
 	    " FROM push_publishes WHERE state IN ('queued', 'scheduled') AND deliver_at_ms <= ?"
 	    " ORDER BY deliver_at_ms LIMIT 1 FOR UPDATE SKIP LOCKED";
+	static const char take_one[] = "SELECT app_id, publish_id, recipients, expires_at_ms"
+	    " FROM push_publishes WHERE deliver_at_ms <= ? AND app_id = ? AND publish_id = ?"
+	    " AND state IN ('queued', 'scheduled') FOR UPDATE";
 	static const char count[] = "SELECT COUNT(*) FROM push_deliveries"
 	    " WHERE app_id = ? AND publish_id = ?";
 	static const char set[] = "UPDATE push_publishes SET planned = ?,"
 	    " state = IF(? = 0, 'succeeded', 'dispatching') WHERE app_id = ? AND publish_id = ?";
 	static const char expire[] = "UPDATE push_publishes SET state = 'expired'"
 	    " WHERE app_id = ? AND publish_id = ?";
-	struct db_val t[] = { DB_I64(now) };
+	struct db_val t[] = { DB_I64(now), DB_STR(app_id), DB_STR(publish_id) };
 	struct due u = { 0 };
 	json_object *recs = NULL;
 	long long planned = 0;
@@ -89,7 +93,8 @@ db_pushwork_expand(struct db *d, int64_t now)
 
 	if ((rc = db_begin(d)) != 0)
 		return rc;
-	if ((rc = db_query(d, take, t, 1, row_due, &u)) != 0)
+	if ((rc = app_id ? db_query(d, take_one, t, 3, row_due, &u) :
+	    db_query(d, take, t, 1, row_due, &u)) != 0)
 		goto fail;
 	if (u.publish_id == NULL) {
 		db_rollback(d);
@@ -146,16 +151,21 @@ row_work(const struct db_row *row, void *arg)
 }
 
 /*
- * Claim up to b->max due deliveries for lease_ms: stamp them with a
- * fresh claim token and move them out of the due range in one UPDATE
- * (a racing worker waits on the same rows, then finds them not due),
- * then read them with their devices and payloads.
+ * Claim up to b->max due deliveries (of any publish, or of the one named
+ * by app_id and publish_id) for lease_ms: stamp them with a fresh claim
+ * token and move them out of the due range in one UPDATE (a racing
+ * worker waits on the same rows, then finds them not due), then read
+ * them with their devices and payloads.
  */
 int
-db_pushwork_claim(struct db *d, int64_t now, int64_t lease_ms, struct push_batch *b)
+db_pushwork_claim(struct db *d, int64_t now, int64_t lease_ms, const char *app_id,
+    const char *publish_id, struct push_batch *b)
 {
 	static const char claim[] = "UPDATE push_deliveries SET claim = ?, next_at_ms = ?"
 	    " WHERE state = 'pending' AND next_at_ms <= ? ORDER BY next_at_ms LIMIT ?";
+	static const char claim_one[] = "UPDATE push_deliveries SET claim = ?, next_at_ms = ?"
+	    " WHERE state = 'pending' AND next_at_ms <= ? AND app_id = ? AND publish_id = ?"
+	    " LIMIT ?";
 	static const char get[] = "SELECT d.id, d.app_id, d.publish_id, d.device_id, d.attempts,"
 	    " v.platform, v.token, v.state, p.payload, p.expires_at_ms"
 	    " FROM push_deliveries d JOIN push_publishes p ON p.app_id = d.app_id"
@@ -169,8 +179,11 @@ db_pushwork_claim(struct db *d, int64_t now, int64_t lease_ms, struct push_batch
 	message_serial_new(token, now);
 	struct db_val c[] = { DB_STRN(token, strlen(token)), DB_I64(now + lease_ms), DB_I64(now),
 	    DB_I64((long long)b->max) };
+	struct db_val c1[] = { DB_STRN(token, strlen(token)), DB_I64(now + lease_ms), DB_I64(now),
+	    DB_STR(app_id), DB_STR(publish_id), DB_I64((long long)b->max) };
 	struct db_val g[] = { DB_STRN(token, strlen(token)) };
-	if ((rc = db_exec(d, claim, c, 4, &got)) != 0 || got == 0)
+	if ((rc = app_id ? db_exec(d, claim_one, c1, 6, &got) :
+	    db_exec(d, claim, c, 4, &got)) != 0 || got == 0)
 		return rc;
 	return db_query(d, get, g, 1, row_work, b);
 }

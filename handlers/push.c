@@ -14,7 +14,7 @@
 #define MAX_TOKEN 4096
 #define MAX_TEMPLATE_ID 128
 #define PUSH_STORE "the push store"
-#define PUSH_FAILED "the push request could not be carried out"
+#define PUSH_WHAT "the push request could not be carried out"
 
 int
 push_check(struct req *r, struct resp *p)
@@ -27,7 +27,7 @@ push_check(struct req *r, struct resp *p)
 static int
 push_store_error(struct resp *p, int rc)
 {
-	return store_error(p, rc, PUSH_STORE, PUSH_FAILED);
+	return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
 }
 
 /* An identifier: 1 to max printable bytes, no spaces. */

@@ -10,7 +10,7 @@
 
 #define MAX_PAYLOAD 3000	/* fits a Web Push record and an APNs payload */
 #define PUSH_STORE "the push store"
-#define PUSH_FAILED "the push request could not be carried out"
+#define PUSH_WHAT "the push request could not be carried out"
 
 /* A value of data at a dotted path ("a.b.c") as text, or "" when there is none. */
 static const char *
@@ -203,6 +203,10 @@ opt_ms(json_object *o, const char *key, const char *alias, int64_t *out)
 	return 0;
 }
 
+/*
+ * Store a publish with its idempotency key.  Returns 0 when it is new,
+ * else the status answered (the first answer of a repeated key, 409, 503).
+ */
 static int
 publish_store(struct req *r, struct resp *p, struct push_publish *pub, const char *key,
     const unsigned char hash[32], json_object *answer)
@@ -233,17 +237,79 @@ publish_store(struct req *r, struct resp *p, struct push_publish *pub, const cha
 	    (key != NULL && (rc = db_idem_store(d, r->app.id, key, 202, text)) != 0) ||
 	    (rc = db_commit(d)) != 0)
 		goto fail;
-	return resp_json(p, 202, json_object_get(answer));
+	return 0;
 fail:
 	db_rollback(d);
-	return store_error(p, rc, PUSH_STORE, PUSH_FAILED);
+	return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
+}
+
+static const char *const outcomes[] = { [PUSH_SENT] = "sent", [PUSH_RETRY] = "retrying",
+    [PUSH_FAILED] = "failed", [PUSH_GONE] = "failed", [PUSH_EXPIRED] = "expired" };
+
+/*
+ * Deliver a publish within the request: expand it and send (up to
+ * push_batch of) its deliveries here, as sockudo-pushd would, each
+ * request bounded by push_timeout_ms.  What is not settled (a retry, or
+ * devices over the batch) is left to sockudo-pushd.  Answers 200 with
+ * the status and a result per device tried.
+ */
+static int
+publish_sync(struct req *r, struct resp *p, const struct push_publish *pub)
+{
+	struct push_batch b = { .max = (size_t)r->cfg->push_batch };
+	struct db *d = r->w->db;
+	struct pushd *pd = NULL;
+	json_object *out = NULL, *results, *o;
+	size_t i;
+	int rc;
+
+	if ((b.items = calloc(b.max, sizeof(*b.items))) == NULL)
+		return resp_error(p, 500, "internal", "out of memory");
+	if ((rc = db_pushwork_expand(d, now_ms(), r->app.id, pub->publish_id)) >= 0 &&
+	    (rc = db_pushwork_claim(d, now_ms(), (int64_t)r->cfg->push_lease_s * 1000,
+	    r->app.id, pub->publish_id, &b)) == 0 && b.n > 0) {
+		if ((pd = pushd_new(r->cfg, d, 0)) == NULL)
+			rc = DB_ERROR;
+		else {
+			pushd_send(pd, &b);
+			rc = db_pushwork_record(d, &b, now_ms());
+		}
+	}
+	if (rc >= 0)
+		rc = db_push_publish_status(d, r->app.id, pub->publish_id, &out);
+	if (rc == 0) {
+		results = json_object_new_array();
+		for (i = 0; i < b.n; i++) {
+			o = json_object_new_object();
+			json_object_object_add(o, "device_id",
+			    json_object_new_string(b.items[i].device_id));
+			if (b.items[i].platform != NULL)
+				json_object_object_add(o, "platform",
+				    json_object_new_string(b.items[i].platform));
+			json_object_object_add(o, "status",
+			    json_object_new_string(outcomes[b.items[i].outcome]));
+			if (b.items[i].outcome != PUSH_SENT && b.items[i].error[0])
+				json_object_object_add(o, "error",
+				    json_object_new_string(b.items[i].error));
+			json_object_array_add(results, o);
+		}
+		json_object_object_add(out, "results", results);
+	}
+	pushd_free(pd);
+	push_batch_clear(&b);
+	free(b.items);
+	if (rc != 0)	/* the publish is stored: sockudo-pushd delivers it */
+		return store_error(p, rc, PUSH_STORE, "the publish is queued but could not be "
+		    "delivered within the request");
+	return resp_json(p, 200, out);
 }
 
 /*
- * POST /push/publish {recipients, payload, idempotency_key?,
+ * POST /push/publish {recipients, payload, sync?, idempotency_key?,
  * deliver_at_ms?, expires_at_ms?} -> 202 {"publish_id", "status"}: one
  * row, whatever the number of devices; sockudo-pushd expands and
- * delivers it.  Statuses: 202, 400, 403, 409, 413, 503.
+ * delivers it.  With sync: true, 200 after delivering it here
+ * (publish_sync).  Statuses: 200, 202, 400, 403, 409, 413, 503.
  */
 int
 h_push_publish(struct req *r, struct resp *p)
@@ -253,16 +319,17 @@ h_push_publish(struct req *r, struct resp *p)
 	unsigned char hash[32];
 	const char *key;
 	char msg[256];
-	int status, rc;
+	int status, rc, sync = 0;
 
 	if ((rc = push_check(r, p)) != 0 || (rc = idem_key_of(r, p, &key)) != 0)
 		return rc;
 	if (r->json == NULL)
 		return resp_error(p, 400, "invalid_input", "a JSON body is required");
-	if ((v = body_member(r->json, "sync", NULL)) != NULL &&
-	    (!json_object_is_type(v, json_type_boolean) || json_object_get_boolean(v)))
-		return resp_error(p, 400, "invalid_input",
-		    "sync delivery is not available yet: publish without sync and read the status");
+	if ((v = body_member(r->json, "sync", NULL)) != NULL) {
+		if (!json_object_is_type(v, json_type_boolean))
+			return resp_error(p, 400, "invalid_input", "sync must be true or false");
+		sync = json_object_get_boolean(v);
+	}
 	if (opt_ms(r->json, "deliver_at_ms", "deliverAtMs", &pub.deliver_at_ms) != 0 ||
 	    opt_ms(r->json, "expires_at_ms", "expiresAtMs", &pub.expires_at_ms) != 0)
 		return resp_error(p, 400, "invalid_input",
@@ -293,7 +360,9 @@ h_push_publish(struct req *r, struct resp *p)
 	json_object_object_add(answer, "publish_id", json_object_new_string(pub.publish_id));
 	json_object_object_add(answer, "status", json_object_new_string(
 	    pub.deliver_at_ms > pub.now ? "scheduled" : "queued"));
-	rc = publish_store(r, p, &pub, key, hash, answer);
+	if ((rc = publish_store(r, p, &pub, key, hash, answer)) == 0)
+		rc = sync && pub.deliver_at_ms <= pub.now ? publish_sync(r, p, &pub) :
+		    resp_json(p, 202, json_object_get(answer));
 	json_object_put(answer);
 	json_object_put(recips);
 	json_object_put(payload);
@@ -313,7 +382,7 @@ h_push_status(struct req *r, struct resp *p)
 	if (rc == DB_NOTFOUND)
 		return resp_error(p, 404, "not_found", "no publish %s", r->args[1]);
 	if (rc != 0)
-		return store_error(p, rc, PUSH_STORE, PUSH_FAILED);
+		return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
 	return resp_json(p, 200, out);
 }
 
@@ -331,7 +400,7 @@ h_push_cancel(struct req *r, struct resp *p)
 	if (rc == DB_NOTFOUND)
 		return resp_error(p, 404, "not_found", "no publish %s", r->args[1]);
 	if (rc != 0)
-		return store_error(p, rc, PUSH_STORE, PUSH_FAILED);
+		return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
 	out = json_object_new_object();
 	json_object_object_add(out, "publish_id", json_object_new_string(r->args[1]));
 	json_object_object_add(out, "state", json_object_new_string(state));
@@ -380,7 +449,7 @@ h_push_callback(struct req *r, struct resp *p)
 		reason = body_string(body_member(e, "reason", NULL));
 		if ((rc = db_push_token_gone(r->w->db, r->app.id, provider, token,
 		    reason ? reason : "invalid token (callback)", &n)) != 0)
-			return store_error(p, rc, PUSH_STORE, PUSH_FAILED);
+			return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
 		total += n;
 	}
 	out = json_object_new_object();
