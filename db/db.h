@@ -321,6 +321,7 @@ struct push_work {
 struct push_batch {
 	struct push_work *items;
 	size_t		  n, max;
+	char		  claim[32];	/* the claim token of its rows */
 };
 
 int	db_pushwork_expand(struct db *, int64_t now, const char *app_id,

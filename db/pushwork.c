@@ -1,6 +1,7 @@
 /* db/pushwork.c: the work queue of sockudo-pushd: expanding publishes, claiming and recording deliveries. */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,7 +172,7 @@ db_pushwork_claim(struct db *d, int64_t now, int64_t lease_ms, const char *app_i
 	    " FROM push_deliveries d JOIN push_publishes p ON p.app_id = d.app_id"
 	    " AND p.publish_id = d.publish_id LEFT JOIN push_devices v ON v.app_id = d.app_id"
 	    " AND v.device_id = d.device_id WHERE d.claim = ?";
-	char token[32];
+	char *token = b->claim;
 	unsigned long long got = 0;
 	int rc;
 
@@ -188,23 +189,101 @@ db_pushwork_claim(struct db *d, int64_t now, int64_t lease_ms, const char *app_i
 	return db_query(d, get, g, 1, row_work, b);
 }
 
+#define SENT_CHUNK 100	/* ids per UPDATE of delivered rows */
+
+static char *sent_sql;
+static pthread_once_t sent_once = PTHREAD_ONCE_INIT;
+
+/* "... WHERE id IN (?, ... SENT_CHUNK)", built once: statements are cached by address. */
+static void
+sent_sql_init(void)
+{
+	static const char head[] = "UPDATE push_deliveries SET state = 'sent',"
+	    " attempts = attempts + 1, last_error = NULL, claim = NULL WHERE id IN (";
+	size_t i;
+
+	if ((sent_sql = malloc(sizeof(head) + 2 * SENT_CHUNK + 2)) == NULL)
+		abort();
+	strcpy(sent_sql, head);
+	for (i = 0; i < SENT_CHUNK; i++)
+		strcat(sent_sql, i ? ",?" : "?");
+	strcat(sent_sql, ")");
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int
+row_id(const struct db_row *row, void *arg)
+{
+	struct push_batch *b = arg;
+	unsigned long long id = strtoull(row->col[0], NULL, 10);
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		if (b->items[i].id == id)
+			b->items[i].counted = 1;
+	return 0;
+}
+
+/* Mark the batch's rows still ours (claimed by it, not cancelled), and lock them. */
+static int
+owned(struct db *d, struct push_batch *b)
+{
+	static const char sql[] = "SELECT id FROM push_deliveries"
+	    " WHERE claim = ? AND state = 'pending' FOR UPDATE";
+	struct db_val v[] = { DB_STRN(b->claim, strlen(b->claim)) };
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		b->items[i].counted = 0;
+	return db_query(d, sql, v, 1, row_id, b);
+}
+
+/* The delivered rows, SENT_CHUNK ids per statement (0 fills a short one). */
+static int
+record_sent(struct db *d, const struct push_batch *b)
+{
+	struct db_val v[SENT_CHUNK];
+	unsigned long long *ids;
+	size_t i, n = 0, k;
+	int rc = 0;
+
+	pthread_once(&sent_once, sent_sql_init);
+	if ((ids = calloc(b->n ? b->n : 1, sizeof(*ids))) == NULL)
+		return DB_ERROR;
+	for (i = 0; i < b->n; i++)
+		if (b->items[i].counted && b->items[i].outcome == PUSH_SENT)
+			ids[n++] = b->items[i].id;
+	qsort(ids, n, sizeof(*ids), cmp_id);	/* lock order */
+	for (i = 0; i < n && rc == 0; i += SENT_CHUNK) {
+		for (k = 0; k < SENT_CHUNK; k++)
+			v[k] = DB_I64(i + k < n ? (long long)ids[i + k] : 0);
+		rc = db_exec(d, sent_sql, v, SENT_CHUNK, NULL);
+	}
+	free(ids);
+	return rc;
+}
+
 /*
  * Record what became of a batch, in one transaction: each delivery's new
  * state, failed devices, and each publish's counters (and its final
- * state once every delivery is settled).  A delivery cancelled while in
- * flight keeps its cancelled state.
+ * state once every delivery is settled).  Only rows the batch still owns
+ * count: one cancelled while in flight keeps its state, and one whose
+ * lease ran out and that another worker took is that worker's to record.
  */
 int
 db_pushwork_record(struct db *d, struct push_batch *b, int64_t now)
 {
-	static const char sent[] = "UPDATE push_deliveries SET state = 'sent',"
-	    " attempts = attempts + 1, last_error = NULL, claim = NULL"
-	    " WHERE id = ? AND state = 'pending'";
 	static const char failed[] = "UPDATE push_deliveries SET state = ?,"
-	    " attempts = attempts + ?, last_error = ?, claim = NULL"
-	    " WHERE id = ? AND state = 'pending'";
+	    " attempts = attempts + ?, last_error = ?, claim = NULL WHERE id = ?";
 	static const char retry[] = "UPDATE push_deliveries SET attempts = attempts + 1,"
-	    " next_at_ms = ?, last_error = ?, claim = NULL WHERE id = ? AND state = 'pending'";
+	    " next_at_ms = ?, last_error = ?, claim = NULL WHERE id = ?";
 	static const char gone[] = "UPDATE push_devices SET state = 'failed', failed_reason = ?"
 	    " WHERE app_id = ? AND device_id = ?";
 	static const char counters[] = "UPDATE push_publishes SET sent = sent + ?,"
@@ -213,29 +292,27 @@ db_pushwork_record(struct db *d, struct push_batch *b, int64_t now)
 	    " WHEN failed = 0 THEN 'succeeded' WHEN sent = 0 THEN 'failed'"
 	    " ELSE 'partially_succeeded' END WHERE app_id = ? AND publish_id = ?"
 	    " AND state = 'dispatching' AND sent + failed >= planned";
-	unsigned long long n;
 	size_t i, k;
 	int rc;
 
 	if ((rc = db_begin(d)) != 0)
 		return rc;
+	if ((rc = owned(d, b)) != 0 || (rc = record_sent(d, b)) != 0)
+		goto fail;
 	for (i = 0; i < b->n; i++) {
 		struct push_work *w = &b->items[i];
 		struct db_val id = DB_I64((long long)w->id);
 		const char *err = w->error[0] ? w->error : NULL;
-		n = 0;
-		if (w->outcome == PUSH_SENT) {
-			struct db_val v[] = { id };
-			rc = db_exec(d, sent, v, 1, &n);
-		} else if (w->outcome == PUSH_RETRY) {
+		if (!w->counted || w->outcome == PUSH_SENT)
+			continue;
+		if (w->outcome == PUSH_RETRY) {
 			struct db_val v[] = { DB_I64(w->next_at_ms), DB_STR(err), id };
-			rc = db_exec(d, retry, v, 3, &n);
+			rc = db_exec(d, retry, v, 3, NULL);
 		} else {
 			struct db_val v[] = { DB_STR(w->outcome == PUSH_EXPIRED ? "expired" : "failed"),
 			    DB_I64(w->outcome == PUSH_EXPIRED ? 0 : 1), DB_STR(err), id };
-			rc = db_exec(d, failed, v, 4, &n);
+			rc = db_exec(d, failed, v, 4, NULL);
 		}
-		w->counted = n == 1;	/* not if it was cancelled meanwhile */
 		if (rc == 0 && w->outcome == PUSH_GONE) {
 			struct db_val v[] = { DB_STR(err), DB_STR(w->app_id), DB_STR(w->device_id) };
 			rc = db_exec(d, gone, v, 3, NULL);
