@@ -559,7 +559,7 @@ pushd_run(const struct config *cfg, int once)
 	struct push_batch b = { .max = (size_t)cfg->push_batch };
 	struct sigaction sa = { .sa_handler = on_stop };
 	struct db *db = NULL;
-	int rc, did;
+	int rc, did, n;
 
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
@@ -574,13 +574,14 @@ pushd_run(const struct config *cfg, int once)
 		log_warn("pushd: no push_secret_key: credentials cannot be opened");
 	log_info("pushd: started (batch %d, lease %d s)", cfg->push_batch, cfg->push_lease_s);
 	while (!stopping) {
+		/* expand what is due (up to 100 publishes a pass), then send a batch */
 		did = 0;
-		if ((rc = db_pushwork_expand(db, now_ms(), NULL, NULL)) == 1)
+		for (n = 0; n < 100 && (rc = db_pushwork_expand(db, now_ms())) == 1; n++)
 			did = 1;
 		if (rc >= 0 && (rc = db_pushwork_claim(db, now_ms(),
-		    (int64_t)cfg->push_lease_s * 1000, NULL, NULL, &b)) == 0 && b.n > 0) {
+		    (int64_t)cfg->push_lease_s * 1000, &b)) == 0 && b.n > 0) {
 			pushd_send(pd, &b);
-			if ((rc = db_pushwork_record(db, &b, now_ms())) != 0)
+			if ((rc = db_pushwork_record(db, &b)) != 0)
 				log_warn("pushd: a batch of %zu could not be recorded; it is sent "
 				    "again when its lease ends", b.n);
 			did = 1;

@@ -324,11 +324,13 @@ struct push_batch {
 	char		  claim[32];	/* the claim token of its rows */
 };
 
-int	db_pushwork_expand(struct db *, int64_t now, const char *app_id,
-	    const char *publish_id);
-int	db_pushwork_claim(struct db *, int64_t now, int64_t lease_ms, const char *app_id,
-	    const char *publish_id, struct push_batch *);
-int	db_pushwork_record(struct db *, struct push_batch *, int64_t now);
+int	db_pushwork_expand(struct db *, int64_t now);
+int	db_pushwork_expand_claimed(struct db *, const char *app_id, const char *publish_id,
+	    const char *recipients, int64_t now, int64_t lease_ms, const char *claim);
+int	db_pushwork_claim(struct db *, int64_t now, int64_t lease_ms, struct push_batch *);
+int	db_pushwork_claimed(struct db *, struct push_batch *);
+int	db_pushwork_release(struct db *, const char *claim, int64_t now);
+int	db_pushwork_record(struct db *, struct push_batch *);
 void	push_batch_clear(struct push_batch *);
 
 /* ---- channels.c: channel state (SPEC 4), written by the realtime layer */

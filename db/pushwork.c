@@ -26,23 +26,28 @@ row_due(const struct db_row *row, void *arg)
 	return 1;
 }
 
-/* Add the deliveries of one recipient {type, channel|device_id|client_id}. */
+/*
+ * Add the deliveries of one recipient {type, channel|device_id|client_id},
+ * due at next_at_ms, stamped with claim (NULL: unclaimed).
+ */
 static int
-expand_one(struct db *d, const struct due *u, json_object *rec, int64_t now)
+expand_one(struct db *d, const struct due *u, json_object *rec, int64_t next_at_ms,
+    const char *claim)
 {
-#define INS "INSERT IGNORE INTO push_deliveries (app_id, publish_id, device_id, next_at_ms)"
-	static const char by_dev_sub[] = INS " SELECT v.app_id, ?, v.device_id, ?"
+#define INS "INSERT IGNORE INTO push_deliveries (app_id, publish_id, device_id, next_at_ms," \
+	" claim)"
+	static const char by_dev_sub[] = INS " SELECT v.app_id, ?, v.device_id, ?, ?"
 	    " FROM push_channel_subs s JOIN push_devices v ON v.app_id = s.app_id"
 	    " AND v.device_id = s.device_id WHERE s.app_id = ? AND s.channel = ?"
 	    " AND s.device_id <> '' AND v.state = 'active'";
-	static const char by_client_sub[] = INS " SELECT v.app_id, ?, v.device_id, ?"
+	static const char by_client_sub[] = INS " SELECT v.app_id, ?, v.device_id, ?, ?"
 	    " FROM push_channel_subs s JOIN push_devices v ON v.app_id = s.app_id"
 	    " AND v.client_id = s.client_id WHERE s.app_id = ? AND s.channel = ?"
 	    " AND s.client_id <> '' AND v.state = 'active'";
-	static const char by_device[] = INS " SELECT app_id, ?, device_id, ? FROM push_devices"
-	    " WHERE app_id = ? AND device_id = ? AND state = 'active'";
-	static const char by_client[] = INS " SELECT app_id, ?, device_id, ? FROM push_devices"
-	    " WHERE app_id = ? AND client_id = ? AND state = 'active'";
+	static const char by_device[] = INS " SELECT app_id, ?, device_id, ?, ?"
+	    " FROM push_devices WHERE app_id = ? AND device_id = ? AND state = 'active'";
+	static const char by_client[] = INS " SELECT app_id, ?, device_id, ?, ?"
+	    " FROM push_devices WHERE app_id = ? AND client_id = ? AND state = 'active'";
 #undef INS
 	const char *type = json_object_get_string(json_object_object_get(rec, "type"));
 	json_object *v;
@@ -54,78 +59,100 @@ expand_one(struct db *d, const struct due *u, json_object *rec, int64_t now)
 		v = json_object_object_get(rec, "device_id");
 	else
 		v = json_object_object_get(rec, "client_id");
-	struct db_val p[] = { DB_STR(u->publish_id), DB_I64(now), DB_STR(u->app_id),
-	    DB_STR(json_object_get_string(v)) };
+	struct db_val p[] = { DB_STR(u->publish_id), DB_I64(next_at_ms),
+	    claim ? DB_STR(claim) : DB_NUL, DB_STR(u->app_id), DB_STR(json_object_get_string(v)) };
 	if (strcmp(type, "channel") == 0) {
-		if ((rc = db_exec(d, by_dev_sub, p, 4, NULL)) != 0)
+		if ((rc = db_exec(d, by_dev_sub, p, 5, NULL)) != 0)
 			return rc;
-		return db_exec(d, by_client_sub, p, 4, NULL);
+		return db_exec(d, by_client_sub, p, 5, NULL);
 	}
-	return db_exec(d, strcmp(type, "device") == 0 ? by_device : by_client, p, 4, NULL);
+	return db_exec(d, strcmp(type, "device") == 0 ? by_device : by_client, p, 5, NULL);
 }
 
 /*
- * Take one due publish (skipping any another worker holds), or the one
- * named by app_id and publish_id (a sync publish), and turn its
- * recipients into one delivery per active device, in one transaction.
- * Returns 1 when a publish was taken, 0 when none is due.
+ * Expand a publish the caller holds in its transaction: one delivery per
+ * active device its recipients reach, then its planned count and state.
  */
-int
-db_pushwork_expand(struct db *d, int64_t now, const char *app_id, const char *publish_id)
+static int
+expand(struct db *d, const struct due *u, int64_t next_at_ms, const char *claim)
 {
-	static const char take[] = "SELECT app_id, publish_id, recipients, expires_at_ms"
-	    " FROM push_publishes WHERE state IN ('queued', 'scheduled') AND deliver_at_ms <= ?"
-	    " ORDER BY deliver_at_ms LIMIT 1 FOR UPDATE SKIP LOCKED";
-	static const char take_one[] = "SELECT app_id, publish_id, recipients, expires_at_ms"
-	    " FROM push_publishes WHERE deliver_at_ms <= ? AND app_id = ? AND publish_id = ?"
-	    " AND state IN ('queued', 'scheduled') FOR UPDATE";
 	static const char count[] = "SELECT COUNT(*) FROM push_deliveries"
 	    " WHERE app_id = ? AND publish_id = ?";
 	static const char set[] = "UPDATE push_publishes SET planned = ?,"
 	    " state = IF(? = 0, 'succeeded', 'dispatching') WHERE app_id = ? AND publish_id = ?";
-	static const char expire[] = "UPDATE push_publishes SET state = 'expired'"
-	    " WHERE app_id = ? AND publish_id = ?";
-	struct db_val t[] = { DB_I64(now), DB_STR(app_id), DB_STR(publish_id) };
-	struct due u = { 0 };
-	json_object *recs = NULL;
+	struct db_val k[] = { DB_STR(u->app_id), DB_STR(u->publish_id) };
+	json_object *recs;
 	long long planned = 0;
 	size_t i;
+	int rc = 0;
+
+	if ((recs = json_tokener_parse(u->recipients)) == NULL)
+		return DB_ERROR;	/* cannot happen: stored validated */
+	for (i = 0; rc == 0 && i < json_object_array_length(recs); i++)
+		rc = expand_one(d, u, json_object_array_get_idx(recs, i), next_at_ms, claim);
+	json_object_put(recs);
+	if (rc == 0)
+		rc = db_query_i64(d, count, k, 2, &planned);
+	struct db_val s[] = { DB_I64(planned), DB_I64(planned), DB_STR(u->app_id),
+	    DB_STR(u->publish_id) };
+	return rc != 0 ? rc : db_exec(d, set, s, 4, NULL);
+}
+
+/*
+ * Take one due publish (skipping any another worker holds) and expand it,
+ * in one transaction; one that expired before it was due is expired.
+ * Returns 1 when a publish was taken, 0 when none is due.
+ */
+int
+db_pushwork_expand(struct db *d, int64_t now)
+{
+	static const char take[] = "SELECT app_id, publish_id, recipients, expires_at_ms"
+	    " FROM push_publishes WHERE state IN ('queued', 'scheduled') AND deliver_at_ms <= ?"
+	    " ORDER BY deliver_at_ms LIMIT 1 FOR UPDATE SKIP LOCKED";
+	static const char expire[] = "UPDATE push_publishes SET state = 'expired'"
+	    " WHERE app_id = ? AND publish_id = ?";
+	struct db_val t[] = { DB_I64(now) };
+	struct due u = { 0 };
 	int rc;
 
 	if ((rc = db_begin(d)) != 0)
 		return rc;
-	if ((rc = app_id ? db_query(d, take_one, t, 3, row_due, &u) :
-	    db_query(d, take, t, 1, row_due, &u)) != 0)
+	if ((rc = db_query(d, take, t, 1, row_due, &u)) != 0)
 		goto fail;
 	if (u.publish_id == NULL) {
 		db_rollback(d);
 		return 0;
 	}
-	struct db_val k[] = { DB_STR(u.app_id), DB_STR(u.publish_id) };
 	if (u.expires_at_ms > 0 && u.expires_at_ms <= now) {
+		struct db_val k[] = { DB_STR(u.app_id), DB_STR(u.publish_id) };
 		rc = db_exec(d, expire, k, 2, NULL);
-	} else if ((recs = json_tokener_parse(u.recipients)) == NULL) {
-		rc = db_exec(d, expire, k, 2, NULL);	/* cannot happen: stored validated */
-	} else {
-		for (i = 0; rc == 0 && i < json_object_array_length(recs); i++)
-			rc = expand_one(d, &u, json_object_array_get_idx(recs, i), now);
-		if (rc == 0)
-			rc = db_query_i64(d, count, k, 2, &planned);
-		struct db_val s[] = { DB_I64(planned), DB_I64(planned), DB_STR(u.app_id),
-		    DB_STR(u.publish_id) };
-		if (rc == 0)
-			rc = db_exec(d, set, s, 4, NULL);
-	}
+	} else
+		rc = expand(d, &u, now, NULL);
 	if (rc == 0)
 		rc = db_commit(d);
 fail:
 	if (rc != 0)
 		db_rollback(d);
-	json_object_put(recs);
 	free(u.app_id);
 	free(u.publish_id);
 	free(u.recipients);
 	return rc != 0 ? rc : 1;
+}
+
+/*
+ * Expand a publish stored in the caller's transaction right away, its
+ * deliveries claimed for lease_ms with claim (a sync publish, sent by
+ * the request): no worker takes them unless the request dies and the
+ * lease runs out.
+ */
+int
+db_pushwork_expand_claimed(struct db *d, const char *app_id, const char *publish_id,
+    const char *recipients, int64_t now, int64_t lease_ms, const char *claim)
+{
+	struct due u = { .app_id = (char *)app_id, .publish_id = (char *)publish_id,
+	    .recipients = (char *)recipients };
+
+	return expand(d, &u, now + lease_ms, claim);
 }
 
 static int
@@ -151,42 +178,53 @@ row_work(const struct db_row *row, void *arg)
 	return 0;
 }
 
-/*
- * Claim up to b->max due deliveries (of any publish, or of the one named
- * by app_id and publish_id) for lease_ms: stamp them with a fresh claim
- * token and move them out of the due range in one UPDATE (a racing
- * worker waits on the same rows, then finds them not due), then read
- * them with their devices and payloads.
- */
+/* Hand what a claim still holds back to every worker, due now. */
 int
-db_pushwork_claim(struct db *d, int64_t now, int64_t lease_ms, const char *app_id,
-    const char *publish_id, struct push_batch *b)
+db_pushwork_release(struct db *d, const char *claim, int64_t now)
 {
-	static const char claim[] = "UPDATE push_deliveries SET claim = ?, next_at_ms = ?"
-	    " WHERE state = 'pending' AND next_at_ms <= ? ORDER BY next_at_ms LIMIT ?";
-	static const char claim_one[] = "UPDATE push_deliveries SET claim = ?, next_at_ms = ?"
-	    " WHERE state = 'pending' AND next_at_ms <= ? AND app_id = ? AND publish_id = ?"
-	    " LIMIT ?";
+	static const char sql[] = "UPDATE push_deliveries SET claim = NULL, next_at_ms = ?"
+	    " WHERE claim = ? AND state = 'pending'";
+	struct db_val v[] = { DB_I64(now), DB_STR(claim) };
+
+	return db_exec(d, sql, v, 2, NULL);
+}
+
+/* Read the deliveries stamped with b->claim, with their devices and payloads. */
+int
+db_pushwork_claimed(struct db *d, struct push_batch *b)
+{
 	static const char get[] = "SELECT d.id, d.app_id, d.publish_id, d.device_id, d.attempts,"
 	    " v.platform, v.token, v.state, p.payload, p.expires_at_ms"
 	    " FROM push_deliveries d JOIN push_publishes p ON p.app_id = d.app_id"
 	    " AND p.publish_id = d.publish_id LEFT JOIN push_devices v ON v.app_id = d.app_id"
 	    " AND v.device_id = d.device_id WHERE d.claim = ?";
-	char *token = b->claim;
+	struct db_val g[] = { DB_STRN(b->claim, strlen(b->claim)) };
+
+	b->n = 0;
+	return db_query(d, get, g, 1, row_work, b);
+}
+
+/*
+ * Claim up to b->max due deliveries for lease_ms: stamp them with a
+ * fresh claim token and move them out of the due range in one UPDATE (a
+ * racing worker waits on the same rows, then finds them not due), then
+ * read them.
+ */
+int
+db_pushwork_claim(struct db *d, int64_t now, int64_t lease_ms, struct push_batch *b)
+{
+	static const char claim[] = "UPDATE push_deliveries SET claim = ?, next_at_ms = ?"
+	    " WHERE state = 'pending' AND next_at_ms <= ? ORDER BY next_at_ms LIMIT ?";
 	unsigned long long got = 0;
 	int rc;
 
 	b->n = 0;
-	message_serial_new(token, now);
-	struct db_val c[] = { DB_STRN(token, strlen(token)), DB_I64(now + lease_ms), DB_I64(now),
-	    DB_I64((long long)b->max) };
-	struct db_val c1[] = { DB_STRN(token, strlen(token)), DB_I64(now + lease_ms), DB_I64(now),
-	    DB_STR(app_id), DB_STR(publish_id), DB_I64((long long)b->max) };
-	struct db_val g[] = { DB_STRN(token, strlen(token)) };
-	if ((rc = app_id ? db_exec(d, claim_one, c1, 6, &got) :
-	    db_exec(d, claim, c, 4, &got)) != 0 || got == 0)
+	message_serial_new(b->claim, now);
+	struct db_val c[] = { DB_STRN(b->claim, strlen(b->claim)), DB_I64(now + lease_ms),
+	    DB_I64(now), DB_I64((long long)b->max) };
+	if ((rc = db_exec(d, claim, c, 4, &got)) != 0 || got == 0)
 		return rc;
-	return db_query(d, get, g, 1, row_work, b);
+	return db_pushwork_claimed(d, b);
 }
 
 #define SENT_CHUNK 100	/* ids per UPDATE of delivered rows */
@@ -277,8 +315,8 @@ record_sent(struct db *d, const struct push_batch *b)
  * count: one cancelled while in flight keeps its state, and one whose
  * lease ran out and that another worker took is that worker's to record.
  */
-int
-db_pushwork_record(struct db *d, struct push_batch *b, int64_t now)
+static int
+record(struct db *d, struct push_batch *b)
 {
 	static const char failed[] = "UPDATE push_deliveries SET state = ?,"
 	    " attempts = attempts + ?, last_error = ?, claim = NULL WHERE id = ?";
@@ -347,10 +385,26 @@ db_pushwork_record(struct db *d, struct push_batch *b, int64_t now)
 		    (rc = db_exec(d, settle, s, 2, NULL)) != 0)
 			goto fail;
 	}
-	(void)now;
 	return db_commit(d);
 fail:
 	db_rollback(d);
+	return rc;
+}
+
+/*
+ * record(), redone after a deadlock or lock wait timeout with a worker
+ * claiming at the same time (nothing of the attempt was kept).
+ */
+int
+db_pushwork_record(struct db *d, struct push_batch *b)
+{
+	int rc, attempt;
+
+	for (attempt = 0; attempt < 3; attempt++) {
+		rc = record(d, b);
+		if (rc != DB_ERROR || (db_last_errno(d) != 1213 && db_last_errno(d) != 1205))
+			break;
+	}
 	return rc;
 }
 

@@ -257,7 +257,7 @@ h_push_device_delete_client(struct req *r, struct resp *p)
 	if ((rc = push_check(r, p)) != 0)
 		return rc;
 	if (client == NULL)
-		client = req_param(r, "clientId");
+		client = req_param(r, "clientid");
 	if (!valid_id(client, MAX_CLIENT_ID))
 		return resp_error(p, 400, "invalid_input", "client_id is required");
 	return device_delete(r, p, NULL, client);
@@ -287,7 +287,10 @@ list_page(struct req *r, struct resp *p, const char *scope, struct push_page *pg
 	return page_answer(r, p, scope, pg->items, pg->has_more, pg->last);
 }
 
-/* The value of a query filter (also under its camelCase alias). */
+/*
+ * The value of a query filter, also under its camelCase alias (query
+ * keys arrive lower-cased, as SPEC 1 signs them: "clientId" is "clientid").
+ */
 static const char *
 filter(struct req *r, const char *key, const char *alias)
 {
@@ -300,7 +303,7 @@ filter(struct req *r, const char *key, const char *alias)
 int
 h_push_device_list(struct req *r, struct resp *p)
 {
-	struct push_page pg = { .a = filter(r, "client_id", "clientId"),
+	struct push_page pg = { .a = filter(r, "client_id", "clientid"),
 	    .b = filter(r, "platform", NULL) };
 	char scope[512];
 	int rc;
@@ -353,7 +356,7 @@ int
 h_push_sub_list(struct req *r, struct resp *p)
 {
 	struct push_page pg = { .a = filter(r, "channel", NULL),
-	    .b = filter(r, "device_id", "deviceId"), .c = filter(r, "client_id", "clientId") };
+	    .b = filter(r, "device_id", "deviceid"), .c = filter(r, "client_id", "clientid") };
 	char scope[640];
 	int rc;
 
@@ -369,7 +372,7 @@ int
 h_push_sub_delete(struct req *r, struct resp *p)
 {
 	struct push_page pg = { .a = filter(r, "channel", NULL),
-	    .b = filter(r, "device_id", "deviceId"), .c = filter(r, "client_id", "clientId") };
+	    .b = filter(r, "device_id", "deviceid"), .c = filter(r, "client_id", "clientid") };
 	json_object *out;
 	long long n = 0;
 	int rc;

@@ -204,12 +204,14 @@ opt_ms(json_object *o, const char *key, const char *alias, int64_t *out)
 }
 
 /*
- * Store a publish with its idempotency key.  Returns 0 when it is new,
- * else the status answered (the first answer of a repeated key, 409, 503).
+ * Store a publish with its idempotency key.  A sync publish is expanded
+ * in the same transaction, its deliveries claimed with claim, so that no
+ * worker takes it from the request.  Returns 0 when it is new, else the
+ * status answered (the first answer of a repeated key, 409, 503).
  */
 static int
 publish_store(struct req *r, struct resp *p, struct push_publish *pub, const char *key,
-    const unsigned char hash[32], json_object *answer)
+    const unsigned char hash[32], json_object *answer, const char *claim)
 {
 	struct db *d = r->w->db;
 	struct idem_row ir;
@@ -234,6 +236,8 @@ publish_store(struct req *r, struct resp *p, struct push_publish *pub, const cha
 			goto fail;
 	}
 	if ((rc = db_push_publish_add(d, r->app.id, pub)) != 0 ||
+	    (claim != NULL && (rc = db_pushwork_expand_claimed(d, r->app.id, pub->publish_id,
+	    pub->recipients, pub->now, (int64_t)r->cfg->push_lease_s * 1000, claim)) != 0) ||
 	    (key != NULL && (rc = db_idem_store(d, r->app.id, key, 202, text)) != 0) ||
 	    (rc = db_commit(d)) != 0)
 		goto fail;
@@ -247,32 +251,40 @@ static const char *const outcomes[] = { [PUSH_SENT] = "sent", [PUSH_RETRY] = "re
     [PUSH_FAILED] = "failed", [PUSH_GONE] = "failed", [PUSH_EXPIRED] = "expired" };
 
 /*
- * Deliver a publish within the request: expand it and send (up to
- * push_batch of) its deliveries here, as sockudo-pushd would, each
- * request bounded by push_timeout_ms.  What is not settled (a retry, or
- * devices over the batch) is left to sockudo-pushd.  Answers 200 with
- * the status and a result per device tried.
+ * Deliver a stored sync publish within the request: send the deliveries
+ * publish_store claimed for it, as sockudo-pushd would, each provider
+ * request bounded by push_timeout_ms.  What is not settled (a retry) is
+ * left to sockudo-pushd.  Answers 200 with the status and a result per
+ * device; if anything fails now, the publish is stored all the same:
+ * 202, and sockudo-pushd delivers it when the claim's lease ends.
  */
 static int
-publish_sync(struct req *r, struct resp *p, const struct push_publish *pub)
+publish_sync(struct req *r, struct resp *p, const struct push_publish *pub,
+    const char *claim, json_object *answer)
 {
-	struct push_batch b = { .max = (size_t)r->cfg->push_batch };
+	struct push_batch b = { 0 };
 	struct db *d = r->w->db;
 	struct pushd *pd = NULL;
 	json_object *out = NULL, *results, *o;
+	long long planned = 0;
 	size_t i;
 	int rc;
 
-	if ((b.items = calloc(b.max, sizeof(*b.items))) == NULL)
-		return resp_error(p, 500, "internal", "out of memory");
-	if ((rc = db_pushwork_expand(d, now_ms(), r->app.id, pub->publish_id)) >= 0 &&
-	    (rc = db_pushwork_claim(d, now_ms(), (int64_t)r->cfg->push_lease_s * 1000,
-	    r->app.id, pub->publish_id, &b)) == 0 && b.n > 0) {
+	snprintf(b.claim, sizeof(b.claim), "%s", claim);
+	if ((rc = db_push_publish_status(d, r->app.id, pub->publish_id, &out)) == 0)
+		planned = json_object_get_int64(json_object_object_get(
+		    json_object_object_get(out, "counters"), "planned"));
+	json_object_put(out);
+	out = NULL;
+	b.max = planned < r->cfg->push_batch ? (size_t)planned : (size_t)r->cfg->push_batch;
+	if (rc == 0 && b.max > 0 && (b.items = calloc(b.max, sizeof(*b.items))) == NULL)
+		rc = DB_ERROR;
+	if (rc == 0 && b.max > 0 && (rc = db_pushwork_claimed(d, &b)) == 0 && b.n > 0) {
 		if ((pd = pushd_new(r->cfg, d, 0)) == NULL)
 			rc = DB_ERROR;
 		else {
 			pushd_send(pd, &b);
-			rc = db_pushwork_record(d, &b, now_ms());
+			rc = db_pushwork_record(d, &b);
 		}
 	}
 	if (rc >= 0)
@@ -298,9 +310,13 @@ publish_sync(struct req *r, struct resp *p, const struct push_publish *pub)
 	pushd_free(pd);
 	push_batch_clear(&b);
 	free(b.items);
-	if (rc != 0)	/* the publish is stored: sockudo-pushd delivers it */
-		return store_error(p, rc, PUSH_STORE, "the publish is queued but could not be "
-		    "delivered within the request");
+	if (rc == 0 && planned > r->cfg->push_batch)	/* the rest is sockudo-pushd's */
+		rc = db_pushwork_release(d, claim, now_ms());
+	if (rc != 0) {
+		log_warn("push: sync publish %s left to sockudo-pushd", pub->publish_id);
+		json_object_object_add(answer, "status", json_object_new_string("dispatching"));
+		return resp_json(p, 202, json_object_get(answer));
+	}
 	return resp_json(p, 200, out);
 }
 
@@ -318,7 +334,7 @@ h_push_publish(struct req *r, struct resp *p)
 	json_object *recips = NULL, *payload = NULL, *answer, *v;
 	unsigned char hash[32];
 	const char *key;
-	char msg[256];
+	char msg[256], claim[32];
 	int status, rc, sync = 0;
 
 	if ((rc = push_check(r, p)) != 0 || (rc = idem_key_of(r, p, &key)) != 0)
@@ -360,8 +376,11 @@ h_push_publish(struct req *r, struct resp *p)
 	json_object_object_add(answer, "publish_id", json_object_new_string(pub.publish_id));
 	json_object_object_add(answer, "status", json_object_new_string(
 	    pub.deliver_at_ms > pub.now ? "scheduled" : "queued"));
-	if ((rc = publish_store(r, p, &pub, key, hash, answer)) == 0)
-		rc = sync && pub.deliver_at_ms <= pub.now ? publish_sync(r, p, &pub) :
+	sync = sync && pub.deliver_at_ms <= pub.now;
+	if (sync)
+		message_serial_new(claim, pub.now);
+	if ((rc = publish_store(r, p, &pub, key, hash, answer, sync ? claim : NULL)) == 0)
+		rc = sync ? publish_sync(r, p, &pub, claim, answer) :
 		    resp_json(p, 202, json_object_get(answer));
 	json_object_put(answer);
 	json_object_put(recips);
