@@ -284,7 +284,8 @@ describe('publish: validation errors', () => {
   }
 
   it('the messages table survived the SQL-looking names', () => {
-    assert.ok(Number(L.sqlValue('SELECT COUNT(*) FROM messages')) > 0);
+    // a row, not COUNT(*): a table of millions (after a benchmark) counts slowly
+    assert.equal(L.sqlValue('SELECT 1 FROM messages LIMIT 1'), '1');
   });
 
   for (const bad of ['abc', '1.', '.1', '1.2.3', '1:2', '-1.2', '1.2 ', ' 1.2', '1.a', '']) {
