@@ -316,4 +316,9 @@ router_handle(struct req *r, struct resp *p)
 	rc = rt->fn(r, p);
 	if (rc == 0 && p->status == 0)
 		p->status = 200;
+	else if (p->status == 0) {
+		/* a handler failed without answering: never an empty 200 */
+		log_error("%s %s: handler returned %d without an answer", r->method, r->path, rc);
+		resp_error(p, 500, "internal", "the request could not be carried out");
+	}
 }

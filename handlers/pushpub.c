@@ -219,7 +219,7 @@ publish_store(struct req *r, struct resp *p, struct push_publish *pub, const cha
 	int rc;
 
 	if ((rc = db_begin(d)) != 0)
-		return rc;
+		return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
 	if (key != NULL) {
 		rc = db_idem_claim(d, r->app.id, key, hash, r->app.idempotency_ttl_s, pub->now, &ir);
 		if (rc == DB_CONFLICT) {

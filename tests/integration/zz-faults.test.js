@@ -335,3 +335,242 @@ describe('a worker killed with SIGKILL', () => {
     for (let i = 0; i < 10; i++) L.assertOk(await publish({ name: 'e', channel: L.uniq('k-all'), data: 'x' }));
   });
 });
+
+describe('push: MariaDB restarts during delivery', () => {
+  // sockudo-pushd claims batches of push_batch (200) deliveries for push_lease_s (30 s)
+  // and records each batch in one transaction after sending it.  MariaDB goes away
+  // while the first batch is at the APNs stand-in: the worker must survive, and every
+  // device must get its notification once, or twice when the batch in flight could
+  // not be recorded (then it is sent again when its lease ends, not sooner).
+  const http = require('node:http');
+  const https = require('node:https');
+  const N = 300;
+  const BATCH = 200;
+  const RUN = process.env.SOCKUDO_RUN_DIR;
+  const MOCKS = process.env.SOCKUDO_PUSH_MOCKS;
+  const PUSHD_LOG = path.join(RUN, 'log', 'sockudo-pushd.log');
+  const confValue = (key) => {
+    const conf = process.env.SOCKUDO_CONF ? fs.readFileSync(process.env.SOCKUDO_CONF, 'utf8') : '';
+    const m = new RegExp(`^\\s*${key}\\s*=\\s*(.*?)\\s*$`, 'm').exec(conf);
+    return m ? m[1] : '';
+  };
+  const readMock = (f) => fs.readFileSync(path.join(MOCKS, f), 'utf8');
+  let papp, client, agent, apnsPort, apnsTls, apnsCa;
+  let pushd0, logFrom = 0;
+  const devs = [];          // {id, token, delay}
+  const ch = L.uniq('pdb-ch');
+  const body = { recipients: [{ type: 'channel', channel: ch }], payload: { title: 'db', body: 'restart' } };
+  let publishId;
+  let downMs = 0;           // when MariaDB was stopped (after devstack stop returned)
+  let seenAtOutage = -1;    // tokens the mock had seen once MariaDB was down
+
+  const pushdPid = () => Number(fs.readFileSync(path.join(RUN, 'pushd.pid'), 'utf8').split('\n')[0].trim());
+  const pushdAlive = (pid) => {
+    try { return alive(pid) && fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sockudo-pushd'; } catch { return false; }
+  };
+  const pushdLog = () => {
+    try { return fs.readFileSync(PUSHD_LOG, 'utf8').slice(logFrom); } catch (e) { return `(no log: ${e.message})`; }
+  };
+
+  function mockCall(method, p, json) {
+    const data = json === undefined ? undefined : JSON.stringify(json);
+    return new Promise((resolve, reject) => {
+      const req = (apnsTls ? https : http).request({
+        host: '127.0.0.1', port: apnsPort, method, path: p, agent, timeout: 15000,
+        headers: data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {},
+      }, (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let j;
+          try { j = JSON.parse(text); } catch { j = undefined; }
+          resolve({ status: res.statusCode, json: j, body: text });
+        });
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`apns mock ${method} ${p}: timeout`)));
+      req.on('error', reject);
+      if (data) req.write(data);
+      req.end();
+    });
+  }
+
+  async function seen(token) {
+    const r = await mockCall('GET', `/_mock/requests?token=${encodeURIComponent(token)}`);
+    assert.equal(r.status, 200, r.body);
+    return r.json;
+  }
+
+  // items through fn, n at a time
+  async function each(items, n, fn) {
+    let next = 0;
+    await Promise.all(Array.from({ length: n }, async () => {
+      while (next < items.length) {
+        const k = next++;
+        await fn(items[k], k);
+      }
+    }));
+  }
+
+  async function seenAll() {
+    const out = new Map();
+    await each(devs, 16, async (d) => { out.set(d.token, await seen(d.token)); });
+    return out;
+  }
+
+  before(async () => {
+    restoreAll();
+    devstack('start', 'pushmocks');
+    devstack('start', 'pushd');
+    const ports = JSON.parse(readMock('ports.json'));
+    apnsPort = ports.apns;
+    apnsTls = /^https:/.test(confValue('apns_url'));
+    apnsCa = apnsTls ? fs.readFileSync(confValue('push_ca_file') || path.join(MOCKS, 'apns-tls.crt')) : null;
+    agent = apnsTls ? new https.Agent({ keepAlive: true, maxSockets: 16, ca: apnsCa })
+      : new http.Agent({ keepAlive: true, maxSockets: 16 });
+
+    papp = L.createApp('faults-push');
+    client = L.api(papp);
+    const apns = JSON.parse(readMock('apns.json'));
+    L.assertOk(await client.call('PUT', '/push/credentials/apns', { body: {
+      team_id: apns.team_id, key_id: apns.key_id, private_key: readMock('apns.p8'), topic: apns.topic } }));
+    for (let i = 0; i < N; i++) {
+      // 1.5-2.5 s per request: the first batch (sent concurrently) is still at the mock
+      // when MariaDB goes (devstack stop takes about a second)
+      devs.push({ id: `pdb-dev-${i}`, token: L.uniq(`pdb-apns${i}`), delay: 1500 + (i % 11) * 100 });
+    }
+    await each(devs, 16, async (d) => {
+      const r = await mockCall('POST', '/_mock/behavior', { token: d.token, statuses: [0], delay_ms: d.delay });
+      assert.equal(r.status, 200, r.body);
+      L.assertOk(await client.post('/push/deviceRegistrations',
+        { device_id: d.id, platform: 'apns', provider_token: d.token }), 201);
+      L.assertOk(await client.post('/push/channelSubscriptions', { device_id: d.id, channel: ch }), 201);
+    });
+    pushd0 = pushdPid();
+    assert.ok(pushdAlive(pushd0), `sockudo-pushd (pid ${pushd0}) is not running`);
+    logFrom = fs.statSync(PUSHD_LOG).size;
+  });
+
+  after(async () => {
+    devstack('start', 'mariadb');
+    let pid = 0;
+    try { pid = pushdPid(); } catch { /* no pid file */ }
+    if (!pushdAlive(pid)) devstack('start', 'pushd');
+    if (agent) agent.destroy();
+  });
+
+  it('publish → 202; the first batch reaches the APNs mock', async () => {
+    const r = await client.post('/push/publish', body);
+    L.assertOk(r, 202);
+    publishId = r.json.publish_id;
+    assert.equal(typeof publishId, 'string', r.body);
+    // a sample is enough to see that sending has started (2/3 of the devices are in batch 1)
+    const sample = devs.filter((_, i) => i % 10 === 0);
+    await L.waitFor(async () => {
+      for (const d of sample) if ((await seen(d.token)).length > 0) return true;
+      return false;
+    }, { timeoutMs: 20000, intervalMs: 20, what: 'the APNs mock to see the first requests' });
+  });
+
+  it('MariaDB stops mid-delivery: the mock has seen some but not all tokens', async () => {
+    assert.ok(publishId, 'needs the publish of the previous test');
+    devstackOk('stop', 'mariadb');
+    downMs = Date.now();
+    // with MariaDB gone no new batch can be claimed: what the mock has seen now is
+    // what was sent before the outage
+    const all = await seenAll();
+    seenAtOutage = [...all.values()].filter((reqs) => reqs.length > 0).length;
+    assert.ok(seenAtOutage > 0 && seenAtOutage < N,
+      `MariaDB did not go away mid-delivery: the mock had seen ${seenAtOutage} of ${N} tokens`);
+  });
+
+  it('while MariaDB is down, push/publish → 503 with Retry-After', async () => {
+    assert.ok(downMs > 0, 'MariaDB was not stopped');
+    const tries = [];
+    const one = async () => {
+      const t0 = Date.now();
+      const r = await client.post('/push/publish', body);
+      tries.push({ r, ms: Date.now() - t0 });
+    };
+    for (let i = 0; i < 4; i++) await one();
+    await Promise.all(Array.from({ length: 16 }, one));   // every worker thread
+    const shapes = {};
+    for (const { r } of tries) {
+      const k = `${r.status} retry-after=${r.headers['retry-after']} ${JSON.stringify(r.body.slice(0, 40))}`;
+      shapes[k] = (shapes[k] || 0) + 1;
+    }
+    const summary = `${tries.length} attempts: ${JSON.stringify(shapes)}`;
+    for (const { r, ms } of tries) {
+      assert.ok(ms < 2500, `answered in ${ms} ms; ${summary}`);
+      assert.equal(r.status, 503, `${summary}; first odd answer: ${r.status} ${JSON.stringify(r.headers)} ${JSON.stringify(r.body)}`);
+      L.assertError(r, 503);
+      assert.match(String(r.headers['retry-after'] || ''), /^\d+$/, `Retry-After ${r.headers['retry-after']}; ${summary}`);
+      assert.doesNotMatch(r.body, /mysql|mariadb_|errno|\.c:\d+|socket \//i, 'error leaks internals');
+    }
+  });
+
+  it('MariaDB starts again after about 3 s', async () => {
+    await L.sleep(Math.max(0, 3000 - (Date.now() - downMs)));
+    devstackOk('start', 'mariadb');
+  });
+
+  it('after MariaDB is back the publish succeeds: planned = sent = 300, failed 0', async () => {
+    assert.ok(publishId, 'needs the publish of the first test');
+    let last;
+    try {
+      last = await L.waitFor(async () => {
+        const r = await client.get(`/push/publish/${encodeURIComponent(publishId)}/status`);
+        if (r.status !== 200) return null;
+        last = r.json;
+        return ['succeeded', 'partially_succeeded', 'failed', 'cancelled', 'expired'].includes(r.json.state) ? r.json : null;
+      }, { timeoutMs: 90000, intervalMs: 250, what: `publish ${publishId} to settle` });
+    } catch (e) {
+      throw new Error(`${e.message}; last status ${JSON.stringify(last)}; pushd log:\n${pushdLog()}`);
+    }
+    assert.equal(last.state, 'succeeded', `${JSON.stringify(last)}; pushd log:\n${pushdLog()}`);
+    assert.deepEqual(last.counters, { planned: N, sent: N, failed: 0, retrying: 0 },
+      `pushd log:\n${pushdLog()}`);
+    const rows = L.sql(`SELECT state, COUNT(*) FROM push_deliveries WHERE app_id = ${q(papp.id)}` +
+      ` AND publish_id = ${q(publishId)} GROUP BY state`);
+    assert.deepEqual(rows, [['sent', String(N)]]);
+  });
+
+  it('every token reached once or twice; repeats only after the lease, at most a batch of them', async (t) => {
+    assert.ok(publishId, 'needs the publish of the first test');
+    const all = await seenAll();
+    const counts = {};
+    const twice = [];
+    const bad = [];
+    for (const d of devs) {
+      const reqs = all.get(d.token);
+      counts[reqs.length] = (counts[reqs.length] || 0) + 1;
+      if (reqs.length < 1 || reqs.length > 2) bad.push(`${d.id}: ${reqs.length} requests`);
+      else if (!reqs.some((r) => r.verified && r.status >= 200 && r.status < 300)) {
+        bad.push(`${d.id}: no accepted delivery (${reqs.map((r) => r.status)})`);
+      }
+      if (reqs.length === 2) {
+        twice.push(d);
+        const gap = reqs[1].at_ms - reqs[0].at_ms;
+        if (gap < 29000) bad.push(`${d.id}: sent again ${gap} ms later, inside the 30 s lease`);
+      }
+    }
+    const summary = `requests per token ${JSON.stringify(counts)}; seen at the outage ${seenAtOutage}`;
+    t.diagnostic(summary);
+    assert.deepEqual(bad.slice(0, 20), [], `${summary}; pushd log:\n${pushdLog()}`);
+    assert.ok(twice.length <= BATCH, `${twice.length} tokens received twice (> batch ${BATCH}); ${summary}`);
+  });
+
+  it('sockudo-pushd survived the outage: the same process is still running', () => {
+    assert.ok(pushd0 > 0, 'no pushd pid recorded');
+    assert.equal(pushdPid(), pushd0, `sockudo-pushd was restarted; pushd log:\n${pushdLog()}`);
+    assert.ok(pushdAlive(pushd0), `sockudo-pushd (pid ${pushd0}) is gone; pushd log:\n${pushdLog()}`);
+    assert.doesNotMatch(pushdLog(), /pushd: (stopped|started|cannot start)/, 'pushd stopped or started during the test');
+  });
+
+  it('the publishes refused with 503 stored nothing', () => {
+    assert.ok(publishId, 'needs the publish of the first test');
+    assert.equal(Number(L.sqlValue(`SELECT COUNT(*) FROM push_publishes WHERE app_id = ${q(papp.id)}`)), 1);
+    assert.equal(Number(L.sqlValue(`SELECT COUNT(*) FROM push_deliveries WHERE app_id = ${q(papp.id)}`)), N);
+  });
+});
