@@ -218,11 +218,11 @@ header(struct call *c, const char *name, const char *value)
 static void
 authorization(struct call *c, const char *scheme, const char *token)
 {
-	char *h = NULL;
+	char *v = NULL;
 
-	if (asprintf(&h, "authorization: %s %s", scheme, token) >= 0)
-		c->headers = curl_slist_append(c->headers, h);
-	free(h);
+	if (asprintf(&v, "%s %s", scheme, token) >= 0)
+		header(c, "authorization", v);
+	free(v);
 }
 
 /* The payload's data as FCM wants it: every value a string. */

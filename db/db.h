@@ -326,7 +326,8 @@ struct push_batch {
 
 int	db_pushwork_expand(struct db *, int64_t now);
 int	db_pushwork_expand_claimed(struct db *, const char *app_id, const char *publish_id,
-	    const char *recipients, int64_t now, int64_t lease_ms, const char *claim);
+	    const char *recipients, int64_t now, int64_t lease_ms, const char *claim,
+	    long long *planned);
 int	db_pushwork_claim(struct db *, int64_t now, int64_t lease_ms, struct push_batch *);
 int	db_pushwork_claimed(struct db *, struct push_batch *);
 int	db_pushwork_release(struct db *, const char *claim, int64_t now);

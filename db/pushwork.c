@@ -74,7 +74,8 @@ expand_one(struct db *d, const struct due *u, json_object *rec, int64_t next_at_
  * active device its recipients reach, then its planned count and state.
  */
 static int
-expand(struct db *d, const struct due *u, int64_t next_at_ms, const char *claim)
+expand(struct db *d, const struct due *u, int64_t next_at_ms, const char *claim,
+    long long *planned_out)
 {
 	static const char count[] = "SELECT COUNT(*) FROM push_deliveries"
 	    " WHERE app_id = ? AND publish_id = ?";
@@ -95,6 +96,8 @@ expand(struct db *d, const struct due *u, int64_t next_at_ms, const char *claim)
 		rc = db_query_i64(d, count, k, 2, &planned);
 	struct db_val s[] = { DB_I64(planned), DB_I64(planned), DB_STR(u->app_id),
 	    DB_STR(u->publish_id) };
+	if (planned_out != NULL)
+		*planned_out = planned;
 	return rc != 0 ? rc : db_exec(d, set, s, 4, NULL);
 }
 
@@ -127,7 +130,7 @@ db_pushwork_expand(struct db *d, int64_t now)
 		struct db_val k[] = { DB_STR(u.app_id), DB_STR(u.publish_id) };
 		rc = db_exec(d, expire, k, 2, NULL);
 	} else
-		rc = expand(d, &u, now, NULL);
+		rc = expand(d, &u, now, NULL, NULL);
 	if (rc == 0)
 		rc = db_commit(d);
 fail:
@@ -143,16 +146,17 @@ fail:
  * Expand a publish stored in the caller's transaction right away, its
  * deliveries claimed for lease_ms with claim (a sync publish, sent by
  * the request): no worker takes them unless the request dies and the
- * lease runs out.
+ * lease runs out.  *planned: how many deliveries it made.
  */
 int
 db_pushwork_expand_claimed(struct db *d, const char *app_id, const char *publish_id,
-    const char *recipients, int64_t now, int64_t lease_ms, const char *claim)
+    const char *recipients, int64_t now, int64_t lease_ms, const char *claim,
+    long long *planned)
 {
 	struct due u = { .app_id = (char *)app_id, .publish_id = (char *)publish_id,
 	    .recipients = (char *)recipients };
 
-	return expand(d, &u, now + lease_ms, claim);
+	return expand(d, &u, now + lease_ms, claim, planned);
 }
 
 static int

@@ -10,7 +10,6 @@
 
 #define MAX_TYPE 100
 #define MAX_NAME 200
-#define MAX_CLIENT_ID 200
 #define MAX_COUNT 1000000
 #define ANN_STORE "the annotation store"
 

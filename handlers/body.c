@@ -138,3 +138,25 @@ body_opt_string(json_object *o, const char *key, const char *alias, size_t max,
 		return -1;
 	return 0;
 }
+
+/*
+ * Answer a request whose idempotency key was used before: with the first
+ * answer (status and body as stored; with mark_duplicate its "status"
+ * member says "duplicate"), or 409 when the first request was another
+ * (its hash differs).  Returns the status answered.
+ */
+int
+idem_replay(struct resp *p, const unsigned char stored[32], const unsigned char hash[32],
+    int status, const char *body, int mark_duplicate)
+{
+	json_object *j;
+
+	if (memcmp(stored, hash, 32) != 0)
+		return resp_error(p, 409, "idempotency_conflict",
+		    "this idempotency key was used with a different payload");
+	if ((j = json_tokener_parse(body)) == NULL)
+		return resp_error(p, 500, "internal", "stored response unreadable");
+	if (mark_duplicate)
+		json_object_object_add(j, "status", json_object_new_string("duplicate"));
+	return resp_json(p, status ? status : 200, j);
+}

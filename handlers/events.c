@@ -149,20 +149,6 @@ idem_cache_key(struct req *r, const char *key, char out[80])
 }
 
 static int
-idem_reply(struct resp *p, const unsigned char stored[32], const unsigned char hash[32],
-    int status, const char *body)
-{
-	json_object *j;
-
-	if (memcmp(stored, hash, 32) != 0)
-		return resp_error(p, 409, "idempotency_conflict",
-		    "this idempotency key was used with a different payload");
-	if ((j = json_tokener_parse(body)) == NULL)
-		return resp_error(p, 500, "internal", "stored response unreadable");
-	return resp_json(p, status ? status : 200, j);
-}
-
-static int
 idem_from_cache(struct req *r, struct resp *p, const char *key, const unsigned char hash[32])
 {
 	char ck[80], *val = NULL, hex[65];
@@ -182,7 +168,7 @@ idem_from_cache(struct req *r, struct resp *p, const char *key, const unsigned c
 		status = atoi(val + 65);
 		char *body = strchr(val + 65, ' ');
 		if (body != NULL)
-			rc = idem_reply(p, stored, hash, status, body + 1);
+			rc = idem_replay(p, stored, hash, status, body + 1, 0);
 	}
 	free(val);
 	return rc;
@@ -312,7 +298,7 @@ pub_claim(struct db *d, struct pub *u)
 	if (u->req_key != NULL) {
 		rc = db_idem_claim(d, app, u->req_key, u->req_hash, ttl, u->now, &ir);
 		if (rc == DB_CONFLICT) {
-			idem_reply(u->p, ir.hash, u->req_hash, ir.status, ir.response);
+			idem_replay(u->p, ir.hash, u->req_hash, ir.status, ir.response, 0);
 			free(ir.response);
 			u->answered = 1;
 			return 1;

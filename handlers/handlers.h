@@ -56,7 +56,9 @@ int	h_annotation_list(struct req *, struct resp *);
 int	h_annotation_delete(struct req *, struct resp *);
 
 /* push.c, pushcred.c, pushpub.c (SPEC 8) */
+#define PUSH_STORE "the push store"
 int	push_check(struct req *, struct resp *);
+int	push_store_error(struct resp *, int rc);
 int	h_push_device_add(struct req *, struct resp *);
 int	h_push_device_put(struct req *, struct resp *);
 int	h_push_device_get(struct req *, struct resp *);
@@ -103,6 +105,7 @@ int	cursor_parse(const struct req *, const char *scope, const char *cursor,
 
 /* body.c: JSON request bodies and idempotency keys */
 #define MAX_IDEM_KEY 128
+#define MAX_CLIENT_ID 200	/* a client_id anywhere in the API */
 json_object	*body_member(json_object *, const char *key, const char *alias);
 const char	*body_string(json_object *);
 void		 body_data(json_object *, char **owned, const char **data, size_t *len);
@@ -111,6 +114,9 @@ int		 body_opt_string(json_object *, const char *key, const char *alias,
 int		 idem_key_valid(const char *);
 int		 idem_key_of(struct req *, struct resp *, const char **key);
 void		 idem_hash(json_object *, const char *scope, unsigned char out[32]);
+int		 idem_replay(struct resp *, const unsigned char stored[32],
+		    const unsigned char hash[32], int status, const char *body,
+		    int mark_duplicate);
 
 /* store.c */
 int	store_error(struct resp *, int rc, const char *store, const char *what);

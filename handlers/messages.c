@@ -10,7 +10,6 @@
 
 #define TX_ATTEMPTS 3
 #define MAX_DESCRIPTION 1000
-#define MAX_CLIENT_ID 200
 #define MAX_MESSAGE_DATA (1024 * 1024)	/* what appends may grow a message to */
 #define MSG_STORE "the message store"
 
@@ -33,23 +32,6 @@ no_message(struct resp *p, const struct req *r)
 {
 	return resp_error(p, 404, "not_found", "channel %s has no message %s",
 	    r->args[1], r->args[2]);
-}
-
-/* The answer to a retried idempotency key: the first one, or 409. */
-static int
-replay(struct resp *p, const struct idem_row *ir, const unsigned char hash[32],
-    int mark_duplicate)
-{
-	json_object *j;
-
-	if (memcmp(ir->hash, hash, 32) != 0)
-		return resp_error(p, 409, "idempotency_conflict",
-		    "this idempotency key was used with a different payload");
-	if ((j = json_tokener_parse(ir->response)) == NULL)
-		return resp_error(p, 500, "internal", "stored response unreadable");
-	if (mark_duplicate)
-		json_object_object_add(j, "status", json_object_new_string("duplicate"));
-	return resp_json(p, ir->status, j);
 }
 
 struct tx {
@@ -77,7 +59,8 @@ tx_once(struct req *r, struct resp *p, const struct tx *t, json_object **answer)
 		    now_ms(), &ir);
 		if (rc == DB_CONFLICT) {
 			db_rollback(d);
-			status = replay(p, &ir, t->hash, t->mark_duplicate);
+			status = idem_replay(p, ir.hash, t->hash, ir.status, ir.response,
+			    t->mark_duplicate);
 			free(ir.response);
 			return status;
 		}

@@ -10,11 +10,7 @@
 #include "db/db.h"
 
 #define MAX_DEVICE_ID 128
-#define MAX_CLIENT_ID 200
 #define MAX_TOKEN 4096
-#define MAX_TEMPLATE_ID 128
-#define PUSH_STORE "the push store"
-#define PUSH_WHAT "the push request could not be carried out"
 
 int
 push_check(struct req *r, struct resp *p)
@@ -24,10 +20,11 @@ push_check(struct req *r, struct resp *p)
 	return 0;
 }
 
-static int
+/* store_error() for the push routes. */
+int
 push_store_error(struct resp *p, int rc)
 {
-	return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
+	return store_error(p, rc, PUSH_STORE, "the push request could not be carried out");
 }
 
 /* An identifier: 1 to max printable bytes, no spaces. */

@@ -12,8 +12,6 @@
 #include "db/db.h"
 
 #define MAX_TEMPLATE_ID 128
-#define PUSH_STORE "the push store"
-#define PUSH_WHAT "the push request could not be carried out"
 
 /* A required string member, or NULL. */
 static const char *
@@ -106,7 +104,7 @@ h_push_cred_put(struct req *r, struct resp *p)
 	free(sealed);
 	if (rc != 0) {
 		json_object_put(summary);
-		return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
+		return push_store_error(p, rc);
 	}
 	json_object_object_add(summary, "provider", json_object_new_string(provider));
 	return resp_json(p, 200, summary);
@@ -124,7 +122,7 @@ h_push_cred_list(struct req *r, struct resp *p)
 	out = json_object_new_object();
 	if ((rc = db_push_cred_list(r->w->db, r->app.id, out)) != 0) {
 		json_object_put(out);
-		return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
+		return push_store_error(p, rc);
 	}
 	return resp_json(p, 200, out);
 }
@@ -140,7 +138,7 @@ named_delete(struct req *r, struct resp *p, int what)
 	if ((rc = push_check(r, p)) != 0)
 		return rc;
 	if ((rc = db_push_delete(r->w->db, r->app.id, what, r->args[1], &n)) != 0)
-		return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
+		return push_store_error(p, rc);
 	out = json_object_new_object();
 	json_object_object_add(out, "deleted", json_object_new_int64(n));
 	return resp_json(p, 200, out);
@@ -212,7 +210,7 @@ h_push_template_put(struct req *r, struct resp *p)
 	    json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN), now_ms(), &created);
 	if (rc != 0) {
 		json_object_put(out);
-		return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
+		return push_store_error(p, rc);
 	}
 	json_object_object_add(out, "template_id", json_object_new_string(id));
 	return resp_json(p, created ? 201 : 200, out);
@@ -232,7 +230,7 @@ h_push_template_get(struct req *r, struct resp *p)
 	if (rc == DB_NOTFOUND)
 		return resp_error(p, 404, "not_found", "no template %s", r->args[1]);
 	if (rc != 0)
-		return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
+		return push_store_error(p, rc);
 	if ((out = json_tokener_parse(body)) == NULL)
 		out = json_object_new_object();
 	free(body);

@@ -9,8 +9,6 @@
 #include "db/db.h"
 
 #define MAX_PAYLOAD 3000	/* fits a Web Push record and an APNs payload */
-#define PUSH_STORE "the push store"
-#define PUSH_WHAT "the push request could not be carried out"
 
 /* A value of data at a dotted path ("a.b.c") as text, or "" when there is none. */
 static const char *
@@ -211,7 +209,8 @@ opt_ms(json_object *o, const char *key, const char *alias, int64_t *out)
  */
 static int
 publish_store(struct req *r, struct resp *p, struct push_publish *pub, const char *key,
-    const unsigned char hash[32], json_object *answer, const char *claim)
+    const unsigned char hash[32], json_object *answer, const char *claim,
+    long long *planned)
 {
 	struct db *d = r->w->db;
 	struct idem_row ir;
@@ -219,16 +218,12 @@ publish_store(struct req *r, struct resp *p, struct push_publish *pub, const cha
 	int rc;
 
 	if ((rc = db_begin(d)) != 0)
-		return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
+		return push_store_error(p, rc);
 	if (key != NULL) {
 		rc = db_idem_claim(d, r->app.id, key, hash, r->app.idempotency_ttl_s, pub->now, &ir);
 		if (rc == DB_CONFLICT) {
 			db_rollback(d);
-			if (memcmp(ir.hash, hash, 32) != 0)
-				rc = resp_error(p, 409, "idempotency_conflict",
-				    "this idempotency key was used with a different payload");
-			else
-				rc = resp_json(p, ir.status, json_tokener_parse(ir.response));
+			rc = idem_replay(p, ir.hash, hash, ir.status, ir.response, 0);
 			free(ir.response);
 			return rc;
 		}
@@ -237,14 +232,15 @@ publish_store(struct req *r, struct resp *p, struct push_publish *pub, const cha
 	}
 	if ((rc = db_push_publish_add(d, r->app.id, pub)) != 0 ||
 	    (claim != NULL && (rc = db_pushwork_expand_claimed(d, r->app.id, pub->publish_id,
-	    pub->recipients, pub->now, (int64_t)r->cfg->push_lease_s * 1000, claim)) != 0) ||
+	    pub->recipients, pub->now, (int64_t)r->cfg->push_lease_s * 1000, claim,
+	    planned)) != 0) ||
 	    (key != NULL && (rc = db_idem_store(d, r->app.id, key, 202, text)) != 0) ||
 	    (rc = db_commit(d)) != 0)
 		goto fail;
 	return 0;
 fail:
 	db_rollback(d);
-	return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
+	return push_store_error(p, rc);
 }
 
 static const char *const outcomes[] = { [PUSH_SENT] = "sent", [PUSH_RETRY] = "retrying",
@@ -260,24 +256,18 @@ static const char *const outcomes[] = { [PUSH_SENT] = "sent", [PUSH_RETRY] = "re
  */
 static int
 publish_sync(struct req *r, struct resp *p, const struct push_publish *pub,
-    const char *claim, json_object *answer)
+    const char *claim, long long planned, json_object *answer)
 {
 	struct push_batch b = { 0 };
 	struct db *d = r->w->db;
 	struct pushd *pd = NULL;
 	json_object *out = NULL, *results, *o;
-	long long planned = 0;
 	size_t i;
-	int rc;
+	int rc = 0;
 
 	snprintf(b.claim, sizeof(b.claim), "%s", claim);
-	if ((rc = db_push_publish_status(d, r->app.id, pub->publish_id, &out)) == 0)
-		planned = json_object_get_int64(json_object_object_get(
-		    json_object_object_get(out, "counters"), "planned"));
-	json_object_put(out);
-	out = NULL;
 	b.max = planned < r->cfg->push_batch ? (size_t)planned : (size_t)r->cfg->push_batch;
-	if (rc == 0 && b.max > 0 && (b.items = calloc(b.max, sizeof(*b.items))) == NULL)
+	if (b.max > 0 && (b.items = calloc(b.max, sizeof(*b.items))) == NULL)
 		rc = DB_ERROR;
 	if (rc == 0 && b.max > 0 && (rc = db_pushwork_claimed(d, &b)) == 0 && b.n > 0) {
 		if ((pd = pushd_new(r->cfg, d, 0)) == NULL)
@@ -335,6 +325,7 @@ h_push_publish(struct req *r, struct resp *p)
 	unsigned char hash[32];
 	const char *key;
 	char msg[256], claim[32];
+	long long planned = 0;
 	int status, rc, sync = 0;
 
 	if ((rc = push_check(r, p)) != 0 || (rc = idem_key_of(r, p, &key)) != 0)
@@ -379,8 +370,9 @@ h_push_publish(struct req *r, struct resp *p)
 	sync = sync && pub.deliver_at_ms <= pub.now;
 	if (sync)
 		message_serial_new(claim, pub.now);
-	if ((rc = publish_store(r, p, &pub, key, hash, answer, sync ? claim : NULL)) == 0)
-		rc = sync ? publish_sync(r, p, &pub, claim, answer) :
+	if ((rc = publish_store(r, p, &pub, key, hash, answer, sync ? claim : NULL,
+	    &planned)) == 0)
+		rc = sync ? publish_sync(r, p, &pub, claim, planned, answer) :
 		    resp_json(p, 202, json_object_get(answer));
 	json_object_put(answer);
 	json_object_put(recips);
@@ -401,7 +393,7 @@ h_push_status(struct req *r, struct resp *p)
 	if (rc == DB_NOTFOUND)
 		return resp_error(p, 404, "not_found", "no publish %s", r->args[1]);
 	if (rc != 0)
-		return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
+		return push_store_error(p, rc);
 	return resp_json(p, 200, out);
 }
 
@@ -419,7 +411,7 @@ h_push_cancel(struct req *r, struct resp *p)
 	if (rc == DB_NOTFOUND)
 		return resp_error(p, 404, "not_found", "no publish %s", r->args[1]);
 	if (rc != 0)
-		return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
+		return push_store_error(p, rc);
 	out = json_object_new_object();
 	json_object_object_add(out, "publish_id", json_object_new_string(r->args[1]));
 	json_object_object_add(out, "state", json_object_new_string(state));
@@ -468,7 +460,7 @@ h_push_callback(struct req *r, struct resp *p)
 		reason = body_string(body_member(e, "reason", NULL));
 		if ((rc = db_push_token_gone(r->w->db, r->app.id, provider, token,
 		    reason ? reason : "invalid token (callback)", &n)) != 0)
-			return store_error(p, rc, PUSH_STORE, PUSH_WHAT);
+			return push_store_error(p, rc);
 		total += n;
 	}
 	out = json_object_new_object();
