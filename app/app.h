@@ -48,6 +48,7 @@ struct config {
 	int	 push_retry_base_ms;
 	int	 push_timeout_ms;
 	int	 push_poll_ms;
+	int	 push_threads;
 	int	 push_max_recipients;
 };
 

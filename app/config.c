@@ -58,6 +58,7 @@ static const struct cdef defs[] = {
 	I(push_retry_base_ms, "1000", 1, 3600000),
 	I(push_timeout_ms, "10000", 100, 600000),
 	I(push_poll_ms, "200", 1, 60000),
+	I(push_threads, "4", 1, 64),
 	I(push_max_recipients, "1000", 1, 100000),
 };
 

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -506,12 +507,6 @@ nap(int ms)
 }
 
 /*
- * The worker's loop: expand what is due, claim and send a batch, record
- * it; rest for push_poll_ms when there is nothing to do.  With once, it
- * stops when nothing is left to do now (tests, cron).  SIGTERM stops it
- * after the batch in hand is recorded.
- */
-/*
  * A sender on db: the credentials it opens are cached in it, its
  * connections to providers kept open between batches.  timeout_ms
  * bounds each request (0: push_timeout_ms).
@@ -552,54 +547,118 @@ pushd_free(struct pushd *pd)
 	free(pd);
 }
 
-int
-pushd_run(const struct config *cfg, int once)
-{
-	struct pushd *pd = NULL;
-	struct push_batch b = { .max = (size_t)cfg->push_batch };
-	struct sigaction sa = { .sa_handler = on_stop };
-	struct db *db = NULL;
-	int rc, did, n;
+#define EXPAND_MAX 50	/* publishes expanded in one transaction */
 
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || (db = db_new(cfg)) == NULL ||
-	    (pd = pushd_new(cfg, db, 0)) == NULL ||
+/* One sender thread: its own database connection, providers' connections and batch. */
+struct lane {
+	const struct config	*cfg;
+	int			 once;
+	pthread_t		 tid;
+	int			 failed;	/* could not start */
+};
+
+/* Claim a batch, send it, record it.  Returns 1 if there was one, 0, or a DB_ code. */
+static int
+one_batch(struct pushd *pd, struct push_batch *b)
+{
+	const struct config *cfg = pd->cfg;
+	int64_t t0 = now_ms(), t1, t2;
+	int rc;
+
+	if ((rc = db_pushwork_claim(pd->db, t0, (int64_t)cfg->push_lease_s * 1000, b)) != 0 ||
+	    b->n == 0)
+		return rc;
+	t1 = now_ms();
+	pushd_send(pd, b);
+	t2 = now_ms();
+	if ((rc = db_pushwork_record(pd->db, b)) != 0)
+		log_warn("pushd: a batch of %zu could not be recorded; it is sent again when "
+		    "its lease ends", b->n);
+	log_debug("pushd: batch of %zu: claim %lld ms, send %lld ms, record %lld ms", b->n,
+	    (long long)(t1 - t0), (long long)(t2 - t1), (long long)(now_ms() - t2));
+	push_batch_clear(b);
+	return rc < 0 ? rc : 1;
+}
+
+/*
+ * A sender's loop: expand what is due, claim and send a batch, record
+ * it; rest for push_poll_ms when there is nothing to do.  Senders skip
+ * the rows others hold, so they share the work like separate processes
+ * do, and one's database round trips overlap another's sending.  With
+ * once, a sender stops when nothing is left to do now (tests, cron).
+ * SIGTERM stops it after the batch in hand is recorded.
+ */
+static void *
+lane_run(void *arg)
+{
+	struct lane *l = arg;
+	const struct config *cfg = l->cfg;
+	struct push_batch b = { .max = (size_t)cfg->push_batch };
+	struct pushd *pd = NULL;
+	struct db *db;
+	int rc, sent;
+
+	if ((db = db_new(cfg)) == NULL || (pd = pushd_new(cfg, db, 0)) == NULL ||
 	    (b.items = calloc(b.max, sizeof(*b.items))) == NULL) {
-		log_error("pushd: cannot start");
-		return 1;
+		l->failed = 1;
+		goto out;
 	}
-	if (!pd->have_key)
-		log_warn("pushd: no push_secret_key: credentials cannot be opened");
-	log_info("pushd: started (batch %d, lease %d s)", cfg->push_batch, cfg->push_lease_s);
 	while (!stopping) {
-		/* expand what is due (up to 100 publishes a pass), then send a batch */
-		did = 0;
-		for (n = 0; n < 100 && (rc = db_pushwork_expand(db, now_ms())) == 1; n++)
-			did = 1;
-		if (rc >= 0 && (rc = db_pushwork_claim(db, now_ms(),
-		    (int64_t)cfg->push_lease_s * 1000, &b)) == 0 && b.n > 0) {
-			pushd_send(pd, &b);
-			if ((rc = db_pushwork_record(db, &b)) != 0)
-				log_warn("pushd: a batch of %zu could not be recorded; it is sent "
-				    "again when its lease ends", b.n);
-			did = 1;
-		}
-		push_batch_clear(&b);
+		if ((rc = db_pushwork_expand(db, now_ms(), EXPAND_MAX)) >= 0)
+			rc = (sent = one_batch(pd, &b)) < 0 ? sent : rc + sent;
 		if (rc < 0) {
 			log_warn("pushd: the database is unavailable; retrying");
 			nap(1000);
-		} else if (!did) {
-			if (once)
+		} else if (rc == 0) {
+			if (l->once)
 				break;
 			nap(cfg->push_poll_ms);
 		}
 	}
+out:
 	pushd_free(pd);
 	free(b.items);
 	db_free(db);
+	return NULL;
+}
+
+int
+pushd_run(const struct config *cfg, int once)
+{
+	struct sigaction sa = { .sa_handler = on_stop };
+	struct lane *lanes;
+	int i, n = cfg->push_threads, started = 0, failed = 0;
+	unsigned char key[32];
+
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||
+	    (lanes = calloc((size_t)n, sizeof(*lanes))) == NULL) {
+		log_error("pushd: cannot start");
+		return 1;
+	}
+	if (config_push_key(cfg, key) != 0)
+		log_warn("pushd: no push_secret_key: credentials cannot be opened");
+	OPENSSL_cleanse(key, sizeof(key));
+	for (i = 0; i < n; i++) {
+		lanes[i].cfg = cfg;
+		lanes[i].once = once;
+		if (pthread_create(&lanes[i].tid, NULL, lane_run, &lanes[i]) != 0)
+			break;
+	}
+	if ((started = i) < n) {
+		log_error("pushd: cannot start thread %d of %d", started + 1, n);
+		stopping = 1;
+	} else
+		log_info("pushd: started (%d threads, batch %d, lease %d s)", started,
+		    cfg->push_batch, cfg->push_lease_s);
+	for (i = 0; i < started; i++) {
+		pthread_join(lanes[i].tid, NULL);
+		failed |= lanes[i].failed;
+	}
+	free(lanes);
 	curl_global_cleanup();
 	log_info("pushd: stopped");
-	return 0;
+	return started == n && !failed ? 0 : 1;
 }

@@ -324,7 +324,7 @@ struct push_batch {
 	char		  claim[32];	/* the claim token of its rows */
 };
 
-int	db_pushwork_expand(struct db *, int64_t now);
+int	db_pushwork_expand(struct db *, int64_t now, int max);
 int	db_pushwork_expand_claimed(struct db *, const char *app_id, const char *publish_id,
 	    const char *recipients, int64_t now, int64_t lease_ms, const char *claim,
 	    long long *planned);

@@ -14,15 +14,31 @@ struct due {
 	int64_t		 expires_at_ms;
 };
 
+/* The due publishes taken in one pass. */
+struct dues {
+	struct due	*v;
+	size_t		 n, max;
+};
+
 static int
 row_due(const struct db_row *row, void *arg)
 {
-	struct due *u = arg;
+	struct dues *l = arg;
+	struct due *u;
 
+	if (l->n == l->max)
+		return 1;
+	u = &l->v[l->n++];
 	u->app_id = strdup(row->col[0]);
 	u->publish_id = strdup(row->col[1]);
 	u->recipients = strdup(row->col[2]);
 	u->expires_at_ms = row->col[3] ? strtoll(row->col[3], NULL, 10) : 0;
+	if (u->app_id != NULL && u->publish_id != NULL && u->recipients != NULL)
+		return 0;
+	free(u->app_id);	/* out of memory: expand what was read */
+	free(u->publish_id);
+	free(u->recipients);
+	l->n--;
 	return 1;
 }
 
@@ -102,44 +118,49 @@ expand(struct db *d, const struct due *u, int64_t next_at_ms, const char *claim,
 }
 
 /*
- * Take one due publish (skipping any another worker holds) and expand it,
- * in one transaction; one that expired before it was due is expired.
- * Returns 1 when a publish was taken, 0 when none is due.
+ * Take up to max due publishes (skipping any another worker holds) and
+ * expand them, in one transaction: one commit for many small publishes.
+ * One that expired before it was due is expired.  Returns how many were
+ * taken (0: none is due), or a DB_ code.
  */
 int
-db_pushwork_expand(struct db *d, int64_t now)
+db_pushwork_expand(struct db *d, int64_t now, int max)
 {
 	static const char take[] = "SELECT app_id, publish_id, recipients, expires_at_ms"
 	    " FROM push_publishes WHERE state IN ('queued', 'scheduled') AND deliver_at_ms <= ?"
-	    " ORDER BY deliver_at_ms LIMIT 1 FOR UPDATE SKIP LOCKED";
+	    " ORDER BY deliver_at_ms LIMIT ? FOR UPDATE SKIP LOCKED";
 	static const char expire[] = "UPDATE push_publishes SET state = 'expired'"
 	    " WHERE app_id = ? AND publish_id = ?";
-	struct db_val t[] = { DB_I64(now) };
-	struct due u = { 0 };
+	struct db_val t[] = { DB_I64(now), DB_I64(max) };
+	struct dues l = { .max = (size_t)max };
+	size_t i;
 	int rc;
 
+	if ((l.v = calloc(l.max, sizeof(*l.v))) == NULL)
+		return DB_ERROR;
 	if ((rc = db_begin(d)) != 0)
-		return rc;
-	if ((rc = db_query(d, take, t, 1, row_due, &u)) != 0)
-		goto fail;
-	if (u.publish_id == NULL) {
-		db_rollback(d);
-		return 0;
+		goto out;
+	rc = db_query(d, take, t, 2, row_due, &l);
+	for (i = 0; rc == 0 && i < l.n; i++) {
+		struct due *u = &l.v[i];
+		if (u->expires_at_ms > 0 && u->expires_at_ms <= now) {
+			struct db_val k[] = { DB_STR(u->app_id), DB_STR(u->publish_id) };
+			rc = db_exec(d, expire, k, 2, NULL);
+		} else
+			rc = expand(d, u, now, NULL, NULL);
 	}
-	if (u.expires_at_ms > 0 && u.expires_at_ms <= now) {
-		struct db_val k[] = { DB_STR(u.app_id), DB_STR(u.publish_id) };
-		rc = db_exec(d, expire, k, 2, NULL);
-	} else
-		rc = expand(d, &u, now, NULL, NULL);
-	if (rc == 0)
+	if (rc == 0 && l.n > 0)
 		rc = db_commit(d);
-fail:
-	if (rc != 0)
+	else
 		db_rollback(d);
-	free(u.app_id);
-	free(u.publish_id);
-	free(u.recipients);
-	return rc != 0 ? rc : 1;
+out:
+	for (i = 0; i < l.n; i++) {
+		free(l.v[i].app_id);
+		free(l.v[i].publish_id);
+		free(l.v[i].recipients);
+	}
+	free(l.v);
+	return rc != 0 ? rc : (int)l.n;
 }
 
 /*
@@ -182,6 +203,80 @@ row_work(const struct db_row *row, void *arg)
 	return 0;
 }
 
+#define ID_CHUNK 100	/* ids per UPDATE ... WHERE id IN (...) */
+
+static char *claim_sql, *sent_sql;
+static pthread_once_t id_sql_once = PTHREAD_ONCE_INIT;
+
+/* head followed by "id IN (?, ... ID_CHUNK)" */
+static char *
+id_list_sql(const char *head)
+{
+	char *sql;
+	size_t i;
+
+	if ((sql = malloc(strlen(head) + 2 * ID_CHUNK + 16)) == NULL)
+		abort();
+	strcpy(sql, head);
+	strcat(sql, " id IN (");
+	for (i = 0; i < ID_CHUNK; i++)
+		strcat(sql, i ? ",?" : "?");
+	strcat(sql, ")");
+	return sql;
+}
+
+/* Built once: prepared statements are cached by the SQL's address. */
+static void
+id_sql_init(void)
+{
+	claim_sql = id_list_sql("UPDATE push_deliveries SET claim = ?, next_at_ms = ? WHERE");
+	sent_sql = id_list_sql("UPDATE push_deliveries SET state = 'sent',"
+	    " attempts = attempts + 1, last_error = NULL, claim = NULL WHERE");
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Run an id_list_sql statement with its nfirst leading parameters over
+ * ids (sorted here, the lock order), ID_CHUNK at a time; 0 pads a short
+ * chunk (no row has it).
+ */
+static int
+exec_ids(struct db *d, const char *sql, const struct db_val *first, size_t nfirst,
+    unsigned long long *ids, size_t n)
+{
+	struct db_val v[2 + ID_CHUNK];
+	size_t i, k;
+	int rc = 0;
+
+	qsort(ids, n, sizeof(*ids), cmp_id);
+	if (nfirst > 0)
+		memcpy(v, first, nfirst * sizeof(*v));
+	for (i = 0; i < n && rc == 0; i += ID_CHUNK) {
+		for (k = 0; k < ID_CHUNK; k++)
+			v[nfirst + k] = DB_I64(i + k < n ? (long long)ids[i + k] : 0);
+		rc = db_exec(d, sql, v, nfirst + ID_CHUNK, NULL);
+	}
+	return rc;
+}
+
+static int
+row_due_id(const struct db_row *row, void *arg)
+{
+	struct push_batch *b = arg;
+
+	if (b->n == b->max)
+		return 1;
+	b->items[b->n++].id = strtoull(row->col[0], NULL, 10);
+	return 0;
+}
+
 /* Hand what a claim still holds back to every worker, due now. */
 int
 db_pushwork_release(struct db *d, const char *claim, int64_t now)
@@ -209,55 +304,45 @@ db_pushwork_claimed(struct db *d, struct push_batch *b)
 }
 
 /*
- * Claim up to b->max due deliveries for lease_ms: stamp them with a
- * fresh claim token and move them out of the due range in one UPDATE (a
- * racing worker waits on the same rows, then finds them not due), then
- * read them.
+ * Claim up to b->max due deliveries for lease_ms: in one transaction,
+ * lock them (skipping rows another worker is claiming right now), stamp
+ * them with a fresh claim token and move them out of the due range; then
+ * read them.  A claim by id keeps the UPDATE off the due index's range,
+ * which MariaDB would read whole to buffer the rows it moves.
  */
 int
 db_pushwork_claim(struct db *d, int64_t now, int64_t lease_ms, struct push_batch *b)
 {
-	static const char claim[] = "UPDATE push_deliveries SET claim = ?, next_at_ms = ?"
-	    " WHERE state = 'pending' AND next_at_ms <= ? ORDER BY next_at_ms LIMIT ?";
-	unsigned long long got = 0;
+	static const char due[] = "SELECT id FROM push_deliveries"
+	    " WHERE state = 'pending' AND next_at_ms <= ? ORDER BY next_at_ms LIMIT ?"
+	    " FOR UPDATE SKIP LOCKED";
+	unsigned long long *ids;
+	size_t i, n;
 	int rc;
 
 	b->n = 0;
 	message_serial_new(b->claim, now);
-	struct db_val c[] = { DB_STRN(b->claim, strlen(b->claim)), DB_I64(now + lease_ms),
-	    DB_I64(now), DB_I64((long long)b->max) };
-	if ((rc = db_exec(d, claim, c, 4, &got)) != 0 || got == 0)
+	struct db_val q[] = { DB_I64(now), DB_I64((long long)b->max) };
+	struct db_val c[] = { DB_STRN(b->claim, strlen(b->claim)), DB_I64(now + lease_ms) };
+	pthread_once(&id_sql_once, id_sql_init);
+	if ((rc = db_begin(d)) != 0)
 		return rc;
-	return db_pushwork_claimed(d, b);
-}
-
-#define SENT_CHUNK 100	/* ids per UPDATE of delivered rows */
-
-static char *sent_sql;
-static pthread_once_t sent_once = PTHREAD_ONCE_INIT;
-
-/* "... WHERE id IN (?, ... SENT_CHUNK)", built once: statements are cached by address. */
-static void
-sent_sql_init(void)
-{
-	static const char head[] = "UPDATE push_deliveries SET state = 'sent',"
-	    " attempts = attempts + 1, last_error = NULL, claim = NULL WHERE id IN (";
-	size_t i;
-
-	if ((sent_sql = malloc(sizeof(head) + 2 * SENT_CHUNK + 2)) == NULL)
-		abort();
-	strcpy(sent_sql, head);
-	for (i = 0; i < SENT_CHUNK; i++)
-		strcat(sent_sql, i ? ",?" : "?");
-	strcat(sent_sql, ")");
-}
-
-static int
-cmp_id(const void *a, const void *b)
-{
-	unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
-
-	return x < y ? -1 : x > y;
+	if ((rc = db_query(d, due, q, 2, row_due_id, b)) != 0 || (n = b->n) == 0)
+		goto done;
+	if ((ids = calloc(n, sizeof(*ids))) == NULL) {
+		rc = DB_ERROR;
+		goto done;
+	}
+	for (i = 0; i < n; i++)
+		ids[i] = b->items[i].id;
+	rc = exec_ids(d, claim_sql, c, 2, ids, n);
+	free(ids);
+done:
+	if (rc == 0 && (rc = db_commit(d)) == 0 && b->n > 0)
+		return db_pushwork_claimed(d, b);
+	db_rollback(d);
+	b->n = 0;
+	return rc;
 }
 
 static int
@@ -287,27 +372,21 @@ owned(struct db *d, struct push_batch *b)
 	return db_query(d, sql, v, 1, row_id, b);
 }
 
-/* The delivered rows, SENT_CHUNK ids per statement (0 fills a short one). */
+/* The delivered rows, in ID_CHUNK statements. */
 static int
 record_sent(struct db *d, const struct push_batch *b)
 {
-	struct db_val v[SENT_CHUNK];
 	unsigned long long *ids;
-	size_t i, n = 0, k;
-	int rc = 0;
+	size_t i, n = 0;
+	int rc;
 
-	pthread_once(&sent_once, sent_sql_init);
+	pthread_once(&id_sql_once, id_sql_init);
 	if ((ids = calloc(b->n ? b->n : 1, sizeof(*ids))) == NULL)
 		return DB_ERROR;
 	for (i = 0; i < b->n; i++)
 		if (b->items[i].counted && b->items[i].outcome == PUSH_SENT)
 			ids[n++] = b->items[i].id;
-	qsort(ids, n, sizeof(*ids), cmp_id);	/* lock order */
-	for (i = 0; i < n && rc == 0; i += SENT_CHUNK) {
-		for (k = 0; k < SENT_CHUNK; k++)
-			v[k] = DB_I64(i + k < n ? (long long)ids[i + k] : 0);
-		rc = db_exec(d, sent_sql, v, SENT_CHUNK, NULL);
-	}
+	rc = exec_ids(d, sent_sql, NULL, 0, ids, n);
 	free(ids);
 	return rc;
 }
