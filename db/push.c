@@ -482,8 +482,8 @@ int
 db_push_publish_add(struct db *d, const char *app_id, const struct push_publish *p)
 {
 	static const char sql[] = "INSERT INTO push_publishes (app_id, publish_id, state,"
-	    " recipients, payload, deliver_at_ms, expires_at_ms, created_at_ms)"
-	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+	    " recipients, payload, deliver_at_ms, expires_at_ms, created_at_ms, to_expand)"
+	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)";
 	struct db_val v[] = { DB_STR(app_id), DB_STR(p->publish_id),
 	    DB_STR(p->deliver_at_ms > p->now ? "scheduled" : "queued"), DB_STR(p->recipients),
 	    DB_STR(p->payload), DB_I64(p->deliver_at_ms), p->expires_at_ms > 0 ?
@@ -560,7 +560,8 @@ int
 db_push_publish_cancel(struct db *d, const char *app_id, const char *publish_id,
     char state[32])
 {
-	static const char pub[] = "UPDATE push_publishes SET state = 'cancelled' WHERE app_id = ?"
+	static const char pub[] = "UPDATE push_publishes SET state = 'cancelled', to_expand = 0"
+	    " WHERE app_id = ?"
 	    " AND publish_id = ? AND state IN ('queued', 'scheduled', 'dispatching')";
 	static const char dels[] = "UPDATE push_deliveries SET state = 'cancelled'"
 	    " WHERE app_id = ? AND publish_id = ? AND state = 'pending'";

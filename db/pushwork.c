@@ -1,6 +1,7 @@
 /* db/pushwork.c: the work queue of sockudo-pushd: expanding publishes, claiming and recording deliveries. */
 #include "config.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,9 +10,24 @@
 #include "app/app.h"
 #include "db.h"
 
+#define EXPAND_CHUNK	2000	/* channel subscriptions expanded per transaction */
+
+/*
+ * A publish's final state once every delivery is settled: tried when its
+ * expansion ends and when deliveries are recorded, whichever comes last.
+ */
+static const char settle_sql[] = "UPDATE push_publishes SET state = CASE"
+    " WHEN failed = 0 THEN 'succeeded' WHEN sent = 0 THEN 'failed'"
+    " ELSE 'partially_succeeded' END WHERE app_id = ? AND publish_id = ?"
+    " AND state = 'dispatching' AND to_expand = 0 AND sent + failed >= planned";
+
+/* A publish being expanded, and where its expansion stands. */
 struct due {
 	char		*app_id, *publish_id, *recipients;
 	int64_t		 expires_at_ms;
+	int		 index;			/* the recipient being expanded */
+	char		 after_dev[129];	/* the last subscription of its channel done */
+	char		 after_cli[201];
 };
 
 /* The due publishes taken in one pass. */
@@ -29,10 +45,14 @@ row_due(const struct db_row *row, void *arg)
 	if (l->n == l->max)
 		return 1;
 	u = &l->v[l->n++];
+	memset(u, 0, sizeof(*u));
 	u->app_id = strdup(row->col[0]);
 	u->publish_id = strdup(row->col[1]);
 	u->recipients = strdup(row->col[2]);
 	u->expires_at_ms = row->col[3] ? strtoll(row->col[3], NULL, 10) : 0;
+	u->index = (int)strtol(row->col[4], NULL, 10);
+	snprintf(u->after_dev, sizeof(u->after_dev), "%s", row->col[5]);
+	snprintf(u->after_cli, sizeof(u->after_cli), "%s", row->col[6]);
 	if (u->app_id != NULL && u->publish_id != NULL && u->recipients != NULL)
 		return 0;
 	free(u->app_id);	/* out of memory: expand what was read */
@@ -42,94 +62,169 @@ row_due(const struct db_row *row, void *arg)
 	return 1;
 }
 
-/*
- * Add the deliveries of one recipient {type, channel|device_id|client_id},
- * due at next_at_ms, stamped with claim (NULL: unclaimed).
- */
-static int
-expand_one(struct db *d, const struct due *u, json_object *rec, int64_t next_at_ms,
-    const char *claim)
-{
 #define INS "INSERT IGNORE INTO push_deliveries (app_id, publish_id, device_id, next_at_ms," \
 	" claim)"
+/* subscriptions of a channel after (device, client) and up to (device, client) */
+#define SUB_RANGE " WHERE s.app_id = ? AND s.channel = ?" \
+	" AND (s.device_id > ? OR (s.device_id = ? AND s.client_id > ?))" \
+	" AND (s.device_id < ? OR (s.device_id = ? AND s.client_id <= ?))"
+
+/* A chunk of a channel's subscriptions: how many, and the last one. */
+struct chunk {
+	long long	 n;
+	char		 dev[129], cli[201];
+};
+
+static int
+row_sub(const struct db_row *row, void *arg)
+{
+	struct chunk *c = arg;
+
+	c->n++;
+	snprintf(c->dev, sizeof(c->dev), "%s", row->col[0]);
+	snprintf(c->cli, sizeof(c->cli), "%s", row->col[1]);
+	return 0;
+}
+
+/*
+ * Make the deliveries of up to budget subscriptions of a channel, those
+ * after u's cursor, and move the cursor past them.  *made: deliveries
+ * made; *used: subscriptions read; *done: the channel has no more.
+ */
+static int
+expand_channel(struct db *d, struct due *u, const char *channel, int64_t next_at_ms,
+    const char *claim, long long budget, long long *made, long long *used, int *done)
+{
+	static const char keys[] = "SELECT device_id, client_id FROM push_channel_subs"
+	    " WHERE app_id = ? AND channel = ?"
+	    " AND (device_id > ? OR (device_id = ? AND client_id > ?))"
+	    " ORDER BY device_id, client_id LIMIT ?";
 	static const char by_dev_sub[] = INS " SELECT v.app_id, ?, v.device_id, ?, ?"
 	    " FROM push_channel_subs s JOIN push_devices v ON v.app_id = s.app_id"
-	    " AND v.device_id = s.device_id WHERE s.app_id = ? AND s.channel = ?"
+	    " AND v.device_id = s.device_id" SUB_RANGE
 	    " AND s.device_id <> '' AND v.state = 'active'";
 	static const char by_client_sub[] = INS " SELECT v.app_id, ?, v.device_id, ?, ?"
 	    " FROM push_channel_subs s JOIN push_devices v ON v.app_id = s.app_id"
-	    " AND v.client_id = s.client_id WHERE s.app_id = ? AND s.channel = ?"
+	    " AND v.client_id = s.client_id" SUB_RANGE
 	    " AND s.client_id <> '' AND v.state = 'active'";
+	struct chunk c = { 0 };
+	unsigned long long n1 = 0, n2 = 0;
+	int rc;
+
+	struct db_val k[] = { DB_STR(u->app_id), DB_STR(channel), DB_STR(u->after_dev),
+	    DB_STR(u->after_dev), DB_STR(u->after_cli), DB_I64(budget) };
+	if ((rc = db_query(d, keys, k, 6, row_sub, &c)) != 0)
+		return rc;
+	*done = c.n < budget;
+	*used = c.n;
+	*made = 0;
+	if (c.n == 0)
+		return 0;
+	struct db_val v[] = { DB_STR(u->publish_id), DB_I64(next_at_ms),
+	    claim ? DB_STR(claim) : DB_NUL, DB_STR(u->app_id), DB_STR(channel),
+	    DB_STR(u->after_dev), DB_STR(u->after_dev), DB_STR(u->after_cli),
+	    DB_STR(c.dev), DB_STR(c.dev), DB_STR(c.cli) };
+	if ((rc = db_exec(d, by_dev_sub, v, 11, &n1)) != 0 ||
+	    (rc = db_exec(d, by_client_sub, v, 11, &n2)) != 0)
+		return rc;
+	*made = (long long)(n1 + n2);
+	memcpy(u->after_dev, c.dev, sizeof(c.dev));
+	memcpy(u->after_cli, c.cli, sizeof(c.cli));
+	return 0;
+}
+
+/* The deliveries of a device or client recipient.  *made: how many. */
+static int
+expand_one(struct db *d, const struct due *u, const char *type, const char *id,
+    int64_t next_at_ms, const char *claim, long long *made)
+{
 	static const char by_device[] = INS " SELECT app_id, ?, device_id, ?, ?"
 	    " FROM push_devices WHERE app_id = ? AND device_id = ? AND state = 'active'";
 	static const char by_client[] = INS " SELECT app_id, ?, device_id, ?, ?"
 	    " FROM push_devices WHERE app_id = ? AND client_id = ? AND state = 'active'";
-#undef INS
-	const char *type = json_object_get_string(json_object_object_get(rec, "type"));
-	json_object *v;
+	struct db_val v[] = { DB_STR(u->publish_id), DB_I64(next_at_ms),
+	    claim ? DB_STR(claim) : DB_NUL, DB_STR(u->app_id), DB_STR(id) };
+	unsigned long long n = 0;
 	int rc;
 
-	if (strcmp(type, "channel") == 0)
-		v = json_object_object_get(rec, "channel");
-	else if (strcmp(type, "device") == 0)
-		v = json_object_object_get(rec, "device_id");
-	else
-		v = json_object_object_get(rec, "client_id");
-	struct db_val p[] = { DB_STR(u->publish_id), DB_I64(next_at_ms),
-	    claim ? DB_STR(claim) : DB_NUL, DB_STR(u->app_id), DB_STR(json_object_get_string(v)) };
-	if (strcmp(type, "channel") == 0) {
-		if ((rc = db_exec(d, by_dev_sub, p, 5, NULL)) != 0)
-			return rc;
-		return db_exec(d, by_client_sub, p, 5, NULL);
-	}
-	return db_exec(d, strcmp(type, "device") == 0 ? by_device : by_client, p, 5, NULL);
+	rc = db_exec(d, strcmp(type, "device") == 0 ? by_device : by_client, v, 5, &n);
+	*made = (long long)n;
+	return rc;
 }
+#undef SUB_RANGE
+#undef INS
 
 /*
- * Expand a publish the caller holds in its transaction: one delivery per
- * active device its recipients reach, then its planned count and state.
+ * Expand a publish the caller holds in its transaction from where it
+ * stands, about budget subscriptions' worth (0: all of it), then record
+ * its new planned count and where it stands.  Finished, it is
+ * dispatching, or settled already if there was nothing (left) to send.
  */
 static int
-expand(struct db *d, const struct due *u, int64_t next_at_ms, const char *claim,
-    long long *planned_out)
+expand(struct db *d, struct due *u, int64_t next_at_ms, const char *claim,
+    long long budget, long long *planned)
 {
-	static const char count[] = "SELECT COUNT(*) FROM push_deliveries"
-	    " WHERE app_id = ? AND publish_id = ?";
-	static const char set[] = "UPDATE push_publishes SET planned = ?,"
-	    " state = IF(? = 0, 'succeeded', 'dispatching') WHERE app_id = ? AND publish_id = ?";
-	struct db_val k[] = { DB_STR(u->app_id), DB_STR(u->publish_id) };
-	json_object *recs;
-	long long planned = 0;
-	size_t i;
-	int rc = 0;
+	static const char set[] = "UPDATE push_publishes SET planned = planned + ?,"
+	    " state = 'dispatching', to_expand = ?, expand_index = ?, expand_device = ?,"
+	    " expand_client = ? WHERE app_id = ? AND publish_id = ?";
+	json_object *recs, *rec;
+	long long made = 0, m, used, left = budget > 0 ? budget : LLONG_MAX;
+	const char *type, *id;
+	size_t n;
+	int rc = 0, done;
 
 	if ((recs = json_tokener_parse(u->recipients)) == NULL)
 		return DB_ERROR;	/* cannot happen: stored validated */
-	for (i = 0; rc == 0 && i < json_object_array_length(recs); i++)
-		rc = expand_one(d, u, json_object_array_get_idx(recs, i), next_at_ms, claim);
+	n = json_object_array_length(recs);
+	while (rc == 0 && (size_t)u->index < n && left > 0) {
+		rec = json_object_array_get_idx(recs, (size_t)u->index);
+		type = json_object_get_string(json_object_object_get(rec, "type"));
+		id = json_object_get_string(json_object_object_get(rec,
+		    strcmp(type, "channel") == 0 ? "channel" :
+		    strcmp(type, "device") == 0 ? "device_id" : "client_id"));
+		m = used = 0;
+		done = 1;
+		if (strcmp(type, "channel") == 0)
+			rc = expand_channel(d, u, id, next_at_ms, claim,
+			    left < EXPAND_CHUNK ? left : EXPAND_CHUNK, &m, &used, &done);
+		else
+			rc = expand_one(d, u, type, id, next_at_ms, claim, &m);
+		made += m;
+		left -= used > 0 ? used : 1;
+		if (done) {
+			u->index++;
+			u->after_dev[0] = u->after_cli[0] = '\0';
+		}
+	}
 	json_object_put(recs);
+	int more = (size_t)u->index < n;
+	struct db_val v[] = { DB_I64(made), DB_I64(more), DB_I64(u->index), DB_STR(u->after_dev),
+	    DB_STR(u->after_cli), DB_STR(u->app_id), DB_STR(u->publish_id) };
+	struct db_val k[] = { DB_STR(u->app_id), DB_STR(u->publish_id) };
+	if (planned != NULL)
+		*planned = made;
 	if (rc == 0)
-		rc = db_query_i64(d, count, k, 2, &planned);
-	struct db_val s[] = { DB_I64(planned), DB_I64(planned), DB_STR(u->app_id),
-	    DB_STR(u->publish_id) };
-	if (planned_out != NULL)
-		*planned_out = planned;
-	return rc != 0 ? rc : db_exec(d, set, s, 4, NULL);
+		rc = db_exec(d, set, v, 7, NULL);
+	if (rc == 0 && !more)
+		rc = db_exec(d, settle_sql, k, 2, NULL);
+	return rc;
 }
 
 /*
- * Take up to max due publishes (skipping any another worker holds) and
- * expand them, in one transaction: one commit for many small publishes.
- * One that expired before it was due is expired.  Returns how many were
- * taken (0: none is due), or a DB_ code.
+ * Take up to max publishes due for expansion (skipping any another worker
+ * holds) and expand a chunk of each, in one transaction: one commit for
+ * many small publishes, and a big one goes on in the next pass.  One that
+ * expired is expired.  Returns how many were taken (0: none is due), or a
+ * DB_ code.
  */
 int
 db_pushwork_expand(struct db *d, int64_t now, int max)
 {
-	static const char take[] = "SELECT app_id, publish_id, recipients, expires_at_ms"
-	    " FROM push_publishes WHERE state IN ('queued', 'scheduled') AND deliver_at_ms <= ?"
-	    " ORDER BY deliver_at_ms LIMIT ? FOR UPDATE SKIP LOCKED";
-	static const char expire[] = "UPDATE push_publishes SET state = 'expired'"
+	static const char take[] = "SELECT app_id, publish_id, recipients, expires_at_ms,"
+	    " expand_index, expand_device, expand_client FROM push_publishes"
+	    " WHERE to_expand = 1 AND deliver_at_ms <= ? ORDER BY deliver_at_ms LIMIT ?"
+	    " FOR UPDATE SKIP LOCKED";
+	static const char expire[] = "UPDATE push_publishes SET state = 'expired', to_expand = 0"
 	    " WHERE app_id = ? AND publish_id = ?";
 	struct db_val t[] = { DB_I64(now), DB_I64(max) };
 	struct dues l = { .max = (size_t)max };
@@ -147,7 +242,7 @@ db_pushwork_expand(struct db *d, int64_t now, int max)
 			struct db_val k[] = { DB_STR(u->app_id), DB_STR(u->publish_id) };
 			rc = db_exec(d, expire, k, 2, NULL);
 		} else
-			rc = expand(d, u, now, NULL, NULL);
+			rc = expand(d, u, now, NULL, EXPAND_CHUNK, NULL);
 	}
 	if (rc == 0 && l.n > 0)
 		rc = db_commit(d);
@@ -164,10 +259,10 @@ out:
 }
 
 /*
- * Expand a publish stored in the caller's transaction right away, its
- * deliveries claimed for lease_ms with claim (a sync publish, sent by
- * the request): no worker takes them unless the request dies and the
- * lease runs out.  *planned: how many deliveries it made.
+ * Expand a publish stored in the caller's transaction right away and
+ * whole, its deliveries claimed for lease_ms with claim (a sync publish,
+ * sent by the request): no worker takes them unless the request dies and
+ * the lease runs out.  *planned: how many deliveries it made.
  */
 int
 db_pushwork_expand_claimed(struct db *d, const char *app_id, const char *publish_id,
@@ -177,7 +272,7 @@ db_pushwork_expand_claimed(struct db *d, const char *app_id, const char *publish
 	struct due u = { .app_id = (char *)app_id, .publish_id = (char *)publish_id,
 	    .recipients = (char *)recipients };
 
-	return expand(d, &u, now + lease_ms, claim, planned);
+	return expand(d, &u, now + lease_ms, claim, 0, planned);
 }
 
 static int
@@ -409,10 +504,6 @@ record(struct db *d, struct push_batch *b)
 	    " WHERE app_id = ? AND device_id = ?";
 	static const char counters[] = "UPDATE push_publishes SET sent = sent + ?,"
 	    " failed = failed + ?, retrying = retrying + ? WHERE app_id = ? AND publish_id = ?";
-	static const char settle[] = "UPDATE push_publishes SET state = CASE"
-	    " WHEN failed = 0 THEN 'succeeded' WHEN sent = 0 THEN 'failed'"
-	    " ELSE 'partially_succeeded' END WHERE app_id = ? AND publish_id = ?"
-	    " AND state = 'dispatching' AND sent + failed >= planned";
 	size_t i, k;
 	int rc;
 
@@ -465,7 +556,7 @@ record(struct db *d, struct push_batch *b)
 		    DB_STR(b->items[i].app_id), DB_STR(b->items[i].publish_id) };
 		struct db_val s[] = { DB_STR(b->items[i].app_id), DB_STR(b->items[i].publish_id) };
 		if ((rc = db_exec(d, counters, v, 5, NULL)) != 0 ||
-		    (rc = db_exec(d, settle, s, 2, NULL)) != 0)
+		    (rc = db_exec(d, settle_sql, s, 2, NULL)) != 0)
 			goto fail;
 	}
 	return db_commit(d);

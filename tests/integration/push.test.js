@@ -1107,6 +1107,50 @@ test('end to end: recipients by device and by client (a device reached twice get
   assert.deepEqual(st4.counters, { planned: 0, sent: 0, failed: 0, retrying: 0 });
 });
 
+test('a channel of 4,000 subscriptions is expanded in chunks, resumably: every device exactly once', async () => {
+  // sockudo-pushd expands 2,000 subscriptions per transaction and keeps its place in
+  // the publish.  Devices and subscriptions are written straight into MariaDB (4,000
+  // API calls would take the test's time); clients' subscriptions sort first and
+  // device ones after, so the chunks cross both kinds.
+  const papp = createApp('push-chunks');
+  const c = api(papp);
+  await uploadCredentials(c);
+  const tag = uniq('chunk');
+  const ch = `${tag}-ch`;
+  const N = 4000;
+  const id = sqlQuote(papp.id);
+  sql(`INSERT INTO push_devices (app_id, device_id, client_id, platform, token, created_at_ms, updated_at_ms)
+    SELECT ${id}, CONCAT('d', LPAD(seq, 5, '0')), IF(seq <= 10, CONCAT('cl', seq % 2), NULL), 'apns',
+      CONCAT(${sqlQuote(tag)}, '-', seq), 0, 0 FROM seq_1_to_${N}`);
+  // d00001..d04000 by device, except d00001..d00010, reached by their clients
+  // cl0 and cl1; d00001 is subscribed both ways and d00011 is failed
+  sql(`INSERT INTO push_channel_subs (app_id, channel, device_id, created_at_ms)
+    SELECT ${id}, ${sqlQuote(ch)}, CONCAT('d', LPAD(seq, 5, '0')), 0 FROM seq_1_to_${N} WHERE seq = 1 OR seq > 10`);
+  sql(`INSERT INTO push_channel_subs (app_id, channel, client_id, created_at_ms)
+    VALUES (${id}, ${sqlQuote(ch)}, 'cl0', 0), (${id}, ${sqlQuote(ch)}, 'cl1', 0)`);
+  sql(`UPDATE push_devices SET state = 'failed' WHERE app_id = ${id} AND device_id = 'd00011'`);
+
+  const res = await publish(c, { recipients: [{ type: 'channel', channel: ch },
+    { type: 'device', device_id: 'd00002' }], payload: { title: 'many', body: 'chunks' } });
+  const st = await settle(c, res.publish_id, 90000);
+  assert.equal(st.state, 'succeeded', JSON.stringify(st));
+  assert.deepEqual(st.counters, { planned: N - 1, sent: N - 1, failed: 0, retrying: 0 });
+  const rows = sql(`SELECT to_expand, expand_index FROM push_publishes WHERE app_id = ${id}` +
+    ` AND publish_id = ${sqlQuote(res.publish_id)}`);
+  assert.deepEqual(rows, [['0', '2']], 'the expansion went through both recipients and ended');
+  assert.equal(countRows('push_deliveries', papp.id, `publish_id = ${sqlQuote(res.publish_id)}`), N - 1);
+
+  const r = await mockCall('apns', 'GET', `/_mock/requests?prefix=${encodeURIComponent(`${tag}-`)}`);
+  assert.equal(r.status, 200, r.body);
+  const per = new Map();
+  for (const q of r.json) per.set(q.token, (per.get(q.token) || 0) + 1);
+  const twice = [...per].filter(([, n]) => n !== 1);
+  assert.deepEqual(twice, [], 'a token was sent more than once');
+  assert.equal(per.size, N - 1, 'every active device, once');
+  assert.ok(!per.has(`${tag}-11`), 'the failed device was skipped');
+  assert.ok(r.json.every((q) => q.verified), 'every request was a valid APNs request');
+});
+
 test('sync: true → 200 with the status and a result per device', async () => {
   const tok = uniq('sync-apns');
   const id = uniq('sync-dev');

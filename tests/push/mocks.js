@@ -145,6 +145,20 @@ function rs256Problem(jwt, publicKey) {
 /* A short id for a JWT so tests can see whether the client reuses it. */
 const jwtId = (token) => crypto.createHash('sha256').update(token).digest('hex').slice(0, 16);
 
+/* parseJwt of a provider token, which comes back on every request for up
+ * to an hour: parsed once, with what a request record shows of it
+ * (frozen: the records share it). */
+let parsedJwts = new Map();
+function parseJwtOnce(token) {
+	let jwt = parsedJwts.get(token);
+	if (jwt) return jwt;
+	jwt = parseJwt(token);
+	jwt.auth = Object.freeze({ jwt_id: jwtId(token), header: jwt.header, claims: jwt.claims });
+	if (parsedJwts.size >= 10000) parsedJwts = new Map();
+	parsedJwts.set(token, jwt);
+	return jwt;
+}
+
 /* ------------------------------------------------------------------ */
 /* P-256 raw <-> KeyObject                                             */
 /* ------------------------------------------------------------------ */
@@ -375,6 +389,8 @@ function webpushDecrypt(body, uaPrivate, authSecret) {
 /* Per-provider state: the request log and the scripted behaviours     */
 /* ------------------------------------------------------------------ */
 
+const LOG_MAX = 200000;   /* requests kept per log */
+
 class ProviderState {
 	constructor(name) {
 		this.name = name;
@@ -411,6 +427,9 @@ class ProviderState {
 	begin(path, headers, log = this.log) {
 		const rec = { at_ms: Date.now(), path, token: null, status: null,
 			headers, body: null, verified: false, reason: null };
+		// Bounded, oldest first out: a fan-out benchmark sends hundreds of
+		// thousands, and a heap that only grows makes every request slower.
+		if (log.length >= LOG_MAX) log.splice(0, LOG_MAX / 2);
 		log.push(rec);
 		return rec;
 	}
@@ -480,7 +499,7 @@ function send(res, status, headers, body) {
 
 /*
  * The control endpoints every mock shares:
- *   GET  /_mock/requests            the log (?token=T filters)
+ *   GET  /_mock/requests            the log (?token=T, ?prefix=P filter)
  *   POST /_mock/reset               clears log and behaviours
  *   POST /_mock/behavior            {token, statuses, delay_ms}
  * Provider-specific extras are passed in `extra` as {'METHOD /path': fn}.
@@ -490,7 +509,9 @@ function handleControl(state, req, res, url, body, extra = {}) {
 	const json = parseJsonOr(body, {});
 	if (key === 'GET /_mock/requests') {
 		const token = url.searchParams.get('token');
-		return send(res, 200, {}, token === null ? state.log : state.log.filter((r) => r.token === token));
+		const prefix = url.searchParams.get('prefix');
+		return send(res, 200, {}, state.log.filter((r) => (token === null || r.token === token) &&
+			(prefix === null || (typeof r.token === 'string' && r.token.startsWith(prefix)))));
 	}
 	if (key === 'POST /_mock/reset') {
 		state.reset();
@@ -564,8 +585,8 @@ function checkApnsJwt(keys, authorization, rec) {
 	const m = /^bearer\s+(\S+)$/i.exec(authorization);
 	if (!m) throw new Refusal(403, 'InvalidProviderToken', 'authorization is not "bearer <JWT>"');
 	let jwt;
-	try { jwt = parseJwt(m[1]); } catch (e) { throw new Refusal(403, 'InvalidProviderToken', e.message); }
-	rec.auth = { jwt_id: jwtId(m[1]), header: jwt.header, claims: jwt.claims };
+	try { jwt = parseJwtOnce(m[1]); } catch (e) { throw new Refusal(403, 'InvalidProviderToken', e.message); }
+	rec.auth = jwt.auth;
 	if (jwt.header.kid !== keys.key_id)
 		throw new Refusal(403, 'InvalidProviderToken', `kid ${JSON.stringify(jwt.header.kid)} is not ${keys.key_id}`);
 	const problem = es256Problem(jwt, keys.publicKey);
