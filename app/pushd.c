@@ -527,6 +527,8 @@ pushd_new(const struct config *cfg, struct db *db, int timeout_ms)
 		return NULL;
 	}
 	curl_multi_setopt(pd->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	/* a whole batch on one HTTP/2 connection, as far as the server allows (curl: 100) */
+	curl_multi_setopt(pd->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)cfg->push_batch);
 	return pd;
 }
 
