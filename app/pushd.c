@@ -25,6 +25,7 @@
 #define CREDS_TTL_MS	(60 * 1000)		/* credentials changed via the API show up */
 #define FCM_SCOPE	"https://www.googleapis.com/auth/firebase.messaging"
 #define FCM_TOKEN_URI	"https://oauth2.googleapis.com/token"
+#define OPENING_WAIT_MS	100	/* see pushd_send */
 
 /* One app's opened credentials for one provider, with the auth made from them. */
 struct creds {
@@ -45,6 +46,7 @@ struct pushd {
 	unsigned char		 key[32];
 	int			 have_key;
 	int			 timeout_ms;
+	long			 connects;	/* connections opened, for the debug log */
 };
 
 /* A request in flight, one per delivery. */
@@ -59,6 +61,7 @@ struct call {
 	size_t			 resplen;
 	long			 status;
 	CURLcode		 result;
+	int			 done;		/* answered, or failed by libcurl */
 };
 
 static size_t
@@ -354,12 +357,22 @@ build(struct pushd *pd, struct call *c, json_object *payload, int64_t now)
 	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
 	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
 	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE, (long)c->bodylen);
-	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)pd->timeout_ms);
+	/*
+	 * The whole request's limit is kept by pushd_send: with CURLOPT_TIMEOUT_MS
+	 * set, libcurl 7.88 opens a connection for each of a batch's first
+	 * hundred requests instead of waiting to multiplex them on one.
+	 */
+	curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)pd->timeout_ms);
 	curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
 	curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
 	curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->easy, CURLOPT_PIPEWAIT, 1L);
+	/* over TLS, wait to learn by ALPN whether a connection can carry many at once */
+	if (strncmp(url, "https://", 8) == 0)
+		curl_easy_setopt(c->easy, CURLOPT_PIPEWAIT, 1L);
+	/* a batch holds hundreds of handles: small buffers for small requests and answers */
+	curl_easy_setopt(c->easy, CURLOPT_BUFFERSIZE, 4096L);
+	curl_easy_setopt(c->easy, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
 	if (*pd->cfg->push_ca_file)
 		curl_easy_setopt(c->easy, CURLOPT_CAINFO, pd->cfg->push_ca_file);
 	/* APNs speaks only HTTP/2: over TLS by ALPN, in the clear (a test) by prior knowledge */
@@ -427,6 +440,47 @@ classify(struct pushd *pd, struct call *c, int64_t now)
 	w->next_at_ms = now + (delay < 3600000 ? delay : 3600000);
 }
 
+/*
+ * Run the multi handle's requests, classifying each as it is answered,
+ * until none is left or the deadline passes; with opening, only until
+ * that request has gone out (see pushd_send).
+ */
+static void
+perform(struct pushd *pd, int64_t deadline, struct call *opening)
+{
+	curl_off_t ready = 0, fresh = 0;
+	int64_t ready_at = 0;
+	CURLMsg *m;
+	int running, left;
+
+	do {
+		curl_multi_perform(pd->multi, &running);
+		while ((m = curl_multi_info_read(pd->multi, &left)) != NULL) {
+			struct call *c;
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+			c->result = m->data.result;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &c->status);
+			c->done = 1;
+			classify(pd, c, now_ms());
+		}
+		if (opening != NULL) {
+			if (opening->done)
+				return;
+			curl_easy_getinfo(opening->easy, CURLINFO_PRETRANSFER_TIME_T, &ready);
+			curl_easy_getinfo(opening->easy, CURLINFO_APPCONNECT_TIME_T, &fresh);
+			if (ready > 0 && ready_at == 0)
+				ready_at = now_ms();
+			/* on a new connection, its answer (the SETTINGS come first), for a while */
+			if (ready > 0 && (fresh == 0 || now_ms() - ready_at >= OPENING_WAIT_MS))
+				return;
+		}
+		if (running > 0)
+			curl_multi_poll(pd->multi, NULL, 0, opening != NULL ? 5 : 100, NULL);
+	} while (running > 0 && now_ms() < deadline);
+}
+
 /* Send a claimed batch, all at once, and fill in each outcome. */
 void
 pushd_send(struct pushd *pd, struct push_batch *b)
@@ -434,9 +488,10 @@ pushd_send(struct pushd *pd, struct push_batch *b)
 	struct call *calls = calloc(b->n, sizeof(*calls));
 	int64_t now = now_ms();
 	json_object *payload;
-	CURLMsg *m;
+	struct call *first = NULL;
+	int64_t deadline;
 	size_t i;
-	int running, left, rc;
+	int rc;
 
 	if (calls == NULL)
 		return;
@@ -460,25 +515,35 @@ pushd_send(struct pushd *pd, struct push_batch *b)
 			calls[i].result = CURLE_COULDNT_CONNECT;
 			classify(pd, &calls[i], now);
 		}
-		if (rc == 0)
-			curl_multi_add_handle(pd->multi, calls[i].easy);
+		if (rc == 0 && first == NULL && strcmp(w->platform, "apns") == 0)
+			first = &calls[i];
 	}
-	do {
-		curl_multi_perform(pd->multi, &running);
-		if (running > 0)
-			curl_multi_poll(pd->multi, NULL, 0, 1000, NULL);
-		while ((m = curl_multi_info_read(pd->multi, &left)) != NULL) {
-			struct call *c;
-			if (m->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
-			c->result = m->data.result;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &c->status);
-			classify(pd, c, now_ms());
-		}
-	} while (running > 0);
+	/*
+	 * One APNs request goes first.  Until a new HTTP/2 connection's
+	 * SETTINGS are read, libcurl assumes it allows 100 streams and opens
+	 * another connection for each request beyond them; so on a new
+	 * connection the rest wait for the first answer, up to OPENING_WAIT_MS
+	 * (a slow device must not hold up its batch).  On a connection already
+	 * open they go at once.
+	 */
+	deadline = now_ms() + pd->timeout_ms;
+	if (first != NULL) {
+		curl_multi_add_handle(pd->multi, first->easy);
+		perform(pd, deadline, first);
+	}
+	for (i = 0; i < b->n; i++)
+		if (calls[i].easy != NULL && &calls[i] != first)
+			curl_multi_add_handle(pd->multi, calls[i].easy);
+	perform(pd, deadline, NULL);
 	for (i = 0; i < b->n; i++) {
+		if (calls[i].easy != NULL && !calls[i].done) {	/* out of time: retried */
+			calls[i].result = CURLE_OPERATION_TIMEDOUT;
+			classify(pd, &calls[i], now_ms());
+		}
 		if (calls[i].easy != NULL) {
+			long nc = 0;
+			curl_easy_getinfo(calls[i].easy, CURLINFO_NUM_CONNECTS, &nc);
+			pd->connects += nc;
 			curl_multi_remove_handle(pd->multi, calls[i].easy);
 			curl_easy_cleanup(calls[i].easy);
 		}
@@ -529,6 +594,7 @@ pushd_new(const struct config *cfg, struct db *db, int timeout_ms)
 	curl_multi_setopt(pd->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	/* a whole batch on one HTTP/2 connection, as far as the server allows (curl: 100) */
 	curl_multi_setopt(pd->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)cfg->push_batch);
+	curl_multi_setopt(pd->multi, CURLMOPT_MAXCONNECTS, 32L);	/* idle ones kept */
 	return pd;
 }
 
@@ -576,8 +642,10 @@ one_batch(struct pushd *pd, struct push_batch *b)
 	if ((rc = db_pushwork_record(pd->db, b)) != 0)
 		log_warn("pushd: a batch of %zu could not be recorded; it is sent again when "
 		    "its lease ends", b->n);
-	log_debug("pushd: batch of %zu: claim %lld ms, send %lld ms, record %lld ms", b->n,
-	    (long long)(t1 - t0), (long long)(t2 - t1), (long long)(now_ms() - t2));
+	log_debug("pushd: batch of %zu: claim %lld ms, send %lld ms (%ld new connections), "
+	    "record %lld ms", b->n, (long long)(t1 - t0), (long long)(t2 - t1), pd->connects,
+	    (long long)(now_ms() - t2));
+	pd->connects = 0;
 	push_batch_clear(b);
 	return rc < 0 ? rc : 1;
 }
