@@ -670,6 +670,7 @@ lane_run(void *arg)
 
 	if ((db = db_new(cfg)) == NULL || (pd = pushd_new(cfg, db, 0)) == NULL ||
 	    (b.items = calloc(b.max, sizeof(*b.items))) == NULL) {
+		log_error("pushd: a sender thread cannot start: out of memory");
 		l->failed = 1;
 		goto out;
 	}
