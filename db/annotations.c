@@ -267,10 +267,8 @@ row_list(const struct db_row *row, void *arg)
 	struct annotation_page *pg = arg;
 	json_object *o;
 
-	if ((size_t)json_object_array_length(pg->items) == pg->limit) {
-		pg->has_more = 1;
+	if (db_page_full(pg->items, pg->limit, &pg->has_more))
 		return 1;
-	}
 	o = json_object_new_object();
 	json_object_object_add(o, "annotation_serial", json_object_new_string(row->col[0]));
 	json_object_object_add(o, "message_serial", json_object_new_string(pg->serial));

@@ -13,10 +13,8 @@ row_item(const struct db_row *row, void *arg)
 {
 	struct history_page *pg = arg;
 
-	if ((size_t)json_object_array_length(pg->items) == pg->limit) {
-		pg->has_more = 1;
+	if (db_page_full(pg->items, pg->limit, &pg->has_more))
 		return 1;
-	}
 	json_object_array_add(pg->items, msg_row_json(pg->channel, row));
 	pg->last_serial = strtoll(row->col[1], NULL, 10);
 	return 0;

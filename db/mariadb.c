@@ -116,6 +116,20 @@ db_last_errno(const struct db *d)
 	return d->last_errno;
 }
 
+/*
+ * For a listing's row callback: whether items already holds a page of
+ * limit.  Listings ask for limit + 1 rows; the extra one only says there
+ * is more (*has_more), and stops the fetch.
+ */
+int
+db_page_full(json_object *items, size_t limit, int *has_more)
+{
+	if ((size_t)json_object_array_length(items) < limit)
+		return 0;
+	*has_more = 1;
+	return 1;
+}
+
 /* Map a failure to the directory's codes, dropping a broken connection. */
 static int
 db_fail(struct db *d, unsigned int e, const char *what, const char *msg)

@@ -211,10 +211,8 @@ row_version(const struct db_row *row, void *arg)
 {
 	struct version_page *pg = arg;
 
-	if ((size_t)json_object_array_length(pg->items) == pg->limit) {
-		pg->has_more = 1;
+	if (db_page_full(pg->items, pg->limit, &pg->has_more))
 		return 1;
-	}
 	json_object_array_add(pg->items, msg_version_json(pg->channel, pg->serial, row, 0));
 	pg->last_seq = strtoll(row->col[3], NULL, 10);
 	return 0;

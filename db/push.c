@@ -81,10 +81,8 @@ row_device(const struct db_row *row, void *arg)
 {
 	struct push_page *pg = arg;
 
-	if ((size_t)json_object_array_length(pg->items) == pg->limit) {
-		pg->has_more = 1;
+	if (db_page_full(pg->items, pg->limit, &pg->has_more))
 		return 1;
-	}
 	json_object_array_add(pg->items, db_row_json(row, device_cols, 10));
 	pg->last = strtoll(row->col[9], NULL, 10);
 	return 0;
@@ -196,10 +194,8 @@ row_sub(const struct db_row *row, void *arg)
 	struct push_page *pg = arg;
 	json_object *o;
 
-	if ((size_t)json_object_array_length(pg->items) == pg->limit) {
-		pg->has_more = 1;
+	if (db_page_full(pg->items, pg->limit, &pg->has_more))
 		return 1;
-	}
 	o = db_row_json(row, sub_cols, 5);
 	/* '' marks the column a subscription does not use */
 	if (row->len[1] == 0)
@@ -314,10 +310,8 @@ row_channel(const struct db_row *row, void *arg)
 {
 	struct push_page *pg = arg;
 
-	if ((size_t)json_object_array_length(pg->items) == pg->limit) {
-		pg->has_more = 1;
+	if (db_page_full(pg->items, pg->limit, &pg->has_more))
 		return 1;
-	}
 	json_object_array_add(pg->items, json_object_new_string(row->col[0]));
 	return 0;
 }
@@ -450,10 +444,8 @@ row_template(const struct db_row *row, void *arg)
 	struct push_page *pg = arg;
 	json_object *o;
 
-	if ((size_t)json_object_array_length(pg->items) == pg->limit) {
-		pg->has_more = 1;
+	if (db_page_full(pg->items, pg->limit, &pg->has_more))
 		return 1;
-	}
 	if ((o = json_tokener_parse(row->col[1])) == NULL)
 		o = json_object_new_object();
 	json_object_object_add(o, "template_id", json_object_new_string(row->col[0]));
