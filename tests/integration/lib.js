@@ -3,7 +3,10 @@
 'use strict';
 
 const crypto = require('node:crypto');
+const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
+const nodePath = require('node:path');
 const { spawnSync } = require('node:child_process');
 const assert = require('node:assert/strict');
 
@@ -81,20 +84,21 @@ function baseUrl() {
   return new URL(u);
 }
 
-// Send one raw request.  path is sent exactly as given (already encoded, may
-// include a query string).  body: string or Buffer.  Resolves to
-// {status, headers, body, json, ms}; json is undefined when the body is not JSON.
-function rawRequest({ method = 'GET', path = '/', headers = {}, body, timeoutMs = 15000 }) {
-  const u = baseUrl();
+// One HTTP request, over TLS with tls (ca: the CA to trust).  path is sent
+// exactly as given (already encoded, may include a query string).  body:
+// string or Buffer.  agent: false (a fresh connection) or a keep-alive one.
+// Resolves to {status, headers, body, json, ms}; json is undefined when the
+// body is not JSON.
+function sendRequest({ tls = false, ca, host, port, agent = false, method = 'GET', path = '/',
+  headers = {}, body, timeoutMs = 15000 }) {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
     const h = { ...headers };
     if (body !== undefined && body !== null && h['Content-Length'] === undefined) {
       h['Content-Length'] = Buffer.byteLength(body);
     }
-    const req = http.request({
-      host: u.hostname, port: u.port || 80, method, path, headers: h,
-      agent: false, timeout: timeoutMs,
+    const req = (tls ? https : http).request({
+      host, port, method, path, headers: h, agent, timeout: timeoutMs, ...(ca ? { ca } : {}),
     }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
@@ -114,6 +118,50 @@ function rawRequest({ method = 'GET', path = '/', headers = {}, body, timeoutMs 
     if (body !== undefined && body !== null) req.write(body);
     req.end();
   });
+}
+
+// Send one raw request to the server under test (see sendRequest).
+function rawRequest({ method = 'GET', path = '/', headers = {}, body, timeoutMs = 15000 }) {
+  const u = baseUrl();
+  return sendRequest({ host: u.hostname, port: u.port || 80, method, path, headers, body, timeoutMs });
+}
+
+/* ------------------------------------------ the push stand-ins (mocks.js) */
+
+// A value of the stack's configuration file ('' when it is not set).
+function confValue(key) {
+  const conf = process.env.SOCKUDO_CONF ? fs.readFileSync(process.env.SOCKUDO_CONF, 'utf8') : '';
+  const m = new RegExp(`^\\s*${key}\\s*=\\s*(.*?)\\s*$`, 'm').exec(conf);
+  return m ? m[1] : '';
+}
+
+// Where the stand-ins listen, and whether APNs is served over TLS (mocks.js
+// --apns-tls): then its control endpoints are HTTPS too, with the CA the
+// server is configured with.  Read once.
+let mocks;
+function pushMocks() {
+  if (mocks) return mocks;
+  const dir = process.env.SOCKUDO_PUSH_MOCKS;
+  if (!dir) throw new Error('SOCKUDO_PUSH_MOCKS is not set: run through tests/integration/run-test');
+  const tls = /^https:/.test(confValue('apns_url'));
+  mocks = {
+    dir,
+    ports: JSON.parse(fs.readFileSync(nodePath.join(dir, 'ports.json'), 'utf8')),
+    apnsTls: tls,
+    apnsCa: tls ? fs.readFileSync(confValue('push_ca_file') || nodePath.join(dir, 'apns-tls.crt')) : null,
+  };
+  return mocks;
+}
+
+// A request to a stand-in (provider: apns, fcm or web), body sent as JSON.
+// opts: agent (default: a fresh connection), timeoutMs (10000).
+function mockCall(provider, method, path, body, { agent = false, timeoutMs = 10000 } = {}) {
+  const m = pushMocks();
+  const tls = provider === 'apns' && m.apnsTls;
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  return sendRequest({ tls, ca: tls ? m.apnsCa : undefined, host: '127.0.0.1',
+    port: m.ports[provider], agent, method, path, body: data, timeoutMs,
+    headers: data ? { 'Content-Type': 'application/json' } : {} });
 }
 
 // A signed request to /apps/{app.id}{sub}.
@@ -268,6 +316,6 @@ async function waitFor(fn, { timeoutMs = 20000, intervalMs = 200, what = 'condit
 
 module.exports = {
   md5hex, hmacHex, pctDecode, pctEncode, canonicalQuery, stringToSign, signParams,
-  encodeQuery, baseUrl, rawRequest, call, api, cli, cliOk, createApp, appSet,
+  encodeQuery, baseUrl, sendRequest, rawRequest, confValue, pushMocks, mockCall, call, api, cli, cliOk, createApp, appSet,
   sql, sqlValue, sqlQuote, countMessages, sleep, uniq, assertError, assertOk, waitFor,
 };

@@ -13,61 +13,23 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const http = require('node:http');
-const https = require('node:https');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const {
   api, createApp, appSet, sql, sqlValue, sqlQuote, uniq, assertError, assertOk, waitFor, sleep,
+  confValue, pushMocks, mockCall,
 } = require('./lib.js');
 
 /* ------------------------------------------------------------- the mocks */
 
-const MOCKS = process.env.SOCKUDO_PUSH_MOCKS;
-assert.ok(MOCKS, 'SOCKUDO_PUSH_MOCKS is not set: run through tests/integration/run-test');
+const MOCKS = pushMocks().dir;
 const readMock = (f) => fs.readFileSync(path.join(MOCKS, f), 'utf8');
-const PORTS = JSON.parse(readMock('ports.json'));
+const PORTS = pushMocks().ports;
 const APNS_P8 = readMock('apns.p8');
 const APNS_ID = JSON.parse(readMock('apns.json'));
 const FCM_SA = JSON.parse(readMock('fcm-service-account.json'));
 const VAPID = JSON.parse(readMock('vapid.json'));
 const WEB_ORIGIN = `http://127.0.0.1:${PORTS.web}`;
-
-// The APNs stand-in may serve TLS (mocks.js --apns-tls): then its control
-// endpoints are HTTPS too, with the CA the server is configured with.
-function confValue(key) {
-  const conf = process.env.SOCKUDO_CONF ? fs.readFileSync(process.env.SOCKUDO_CONF, 'utf8') : '';
-  const m = new RegExp(`^\\s*${key}\\s*=\\s*(.*?)\\s*$`, 'm').exec(conf);
-  return m ? m[1] : '';
-}
-const APNS_TLS = /^https:/.test(confValue('apns_url'));
-const APNS_CA = APNS_TLS ? fs.readFileSync(confValue('push_ca_file') || path.join(MOCKS, 'apns-tls.crt')) : null;
-
-function mockCall(provider, method, p, body) {
-  const data = body === undefined ? undefined : JSON.stringify(body);
-  const tls = provider === 'apns' && APNS_TLS;
-  return new Promise((resolve, reject) => {
-    const req = (tls ? https : http).request({
-      host: '127.0.0.1', port: PORTS[provider], method, path: p, agent: false, timeout: 10000,
-      ...(tls ? { ca: APNS_CA } : {}),
-      headers: data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {},
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode, json, body: text });
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`mock ${provider} ${method} ${p}: timeout`)));
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
 
 // The provider requests the mock recorded for one token (APNs/FCM device token,
 // Web Push subscription id).

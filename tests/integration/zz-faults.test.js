@@ -339,25 +339,21 @@ describe('a worker killed with SIGKILL', () => {
 describe('push: MariaDB restarts during delivery', () => {
   // Each of sockudo-pushd's push_threads (4) claims batches of push_batch (200)
   // deliveries for push_lease_s (30 s) and records each batch in one transaction after
-  // sending it.  MariaDB goes away while the first batches are at the APNs stand-in: the worker must survive, and every
-  // device must get its notification once, or twice when the batch in flight could
-  // not be recorded (then it is sent again when its lease ends, not sooner).
+  // sending it.  MariaDB goes away while the first batches are at the APNs
+  // stand-in: the worker must survive, and every device must get its notification
+  // once, or twice when the batch in flight could not be recorded (then it is sent
+  // again when its lease ends, not sooner).
   const http = require('node:http');
   const https = require('node:https');
   const RUN = process.env.SOCKUDO_RUN_DIR;
-  const MOCKS = process.env.SOCKUDO_PUSH_MOCKS;
   const PUSHD_LOG = path.join(RUN, 'log', 'sockudo-pushd.log');
-  const confValue = (key) => {
-    const conf = process.env.SOCKUDO_CONF ? fs.readFileSync(process.env.SOCKUDO_CONF, 'utf8') : '';
-    const m = new RegExp(`^\\s*${key}\\s*=\\s*(.*?)\\s*$`, 'm').exec(conf);
-    return m ? m[1] : '';
-  };
+  const { confValue } = L;
   // every sender thread has a batch in flight at the outage, and 100 devices wait unclaimed
   const BATCH = Number(confValue('push_batch') || 200);
   const IN_FLIGHT = BATCH * Number(confValue('push_threads') || 4);
   const N = IN_FLIGHT + 100;
-  const readMock = (f) => fs.readFileSync(path.join(MOCKS, f), 'utf8');
-  let papp, client, agent, apnsPort, apnsTls, apnsCa;
+  const readMock = (f) => fs.readFileSync(path.join(L.pushMocks().dir, f), 'utf8');
+  let papp, client, agent;
   let pushd0, logFrom = 0;
   const devs = [];          // {id, token, delay}
   const ch = L.uniq('pdb-ch');
@@ -375,29 +371,8 @@ describe('push: MariaDB restarts during delivery', () => {
     try { return fs.readFileSync(PUSHD_LOG, 'utf8').slice(logFrom); } catch (e) { return `(no log: ${e.message})`; }
   };
 
-  function mockCall(method, p, json) {
-    const data = json === undefined ? undefined : JSON.stringify(json);
-    return new Promise((resolve, reject) => {
-      const req = (apnsTls ? https : http).request({
-        host: '127.0.0.1', port: apnsPort, method, path: p, agent, timeout: 15000,
-        headers: data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {},
-      }, (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let j;
-          try { j = JSON.parse(text); } catch { j = undefined; }
-          resolve({ status: res.statusCode, json: j, body: text });
-        });
-        res.on('error', reject);
-      });
-      req.on('timeout', () => req.destroy(new Error(`apns mock ${method} ${p}: timeout`)));
-      req.on('error', reject);
-      if (data) req.write(data);
-      req.end();
-    });
-  }
+  // the APNs stand-in, over kept-alive connections (thousands of control calls)
+  const mockCall = (method, p, json) => L.mockCall('apns', method, p, json, { agent, timeoutMs: 15000 });
 
   async function seen(token) {
     const r = await mockCall('GET', `/_mock/requests?token=${encodeURIComponent(token)}`);
@@ -426,10 +401,7 @@ describe('push: MariaDB restarts during delivery', () => {
     restoreAll();
     devstack('start', 'pushmocks');
     devstack('start', 'pushd');
-    const ports = JSON.parse(readMock('ports.json'));
-    apnsPort = ports.apns;
-    apnsTls = /^https:/.test(confValue('apns_url'));
-    apnsCa = apnsTls ? fs.readFileSync(confValue('push_ca_file') || path.join(MOCKS, 'apns-tls.crt')) : null;
+    const { apnsTls, apnsCa } = L.pushMocks();
     agent = apnsTls ? new https.Agent({ keepAlive: true, maxSockets: 16, ca: apnsCa })
       : new http.Agent({ keepAlive: true, maxSockets: 16 });
 
