@@ -245,16 +245,26 @@ h_push_device_delete(struct req *r, struct resp *p)
 	return (rc = push_check(r, p)) != 0 ? rc : device_delete(r, p, r->args[1], NULL);
 }
 
+/*
+ * The value of a query filter, also under its camelCase alias (query
+ * keys arrive lower-cased, as SPEC 1 signs them: "clientId" is "clientid").
+ */
+static const char *
+filter(struct req *r, const char *key, const char *alias)
+{
+	const char *v = req_param(r, key);
+
+	return v != NULL ? v : alias ? req_param(r, alias) : NULL;
+}
+
 int
 h_push_device_delete_client(struct req *r, struct resp *p)
 {
-	const char *client = req_param(r, "client_id");
+	const char *client = filter(r, "client_id", "clientid");
 	int rc;
 
 	if ((rc = push_check(r, p)) != 0)
 		return rc;
-	if (client == NULL)
-		client = req_param(r, "clientid");
 	if (!valid_id(client, MAX_CLIENT_ID))
 		return resp_error(p, 400, "invalid_input", "client_id is required");
 	return device_delete(r, p, NULL, client);
@@ -282,18 +292,6 @@ list_page(struct req *r, struct resp *p, const char *scope, struct push_page *pg
 	for (i = 0; redact_items && i < json_object_array_length(pg->items); i++)
 		redact(json_object_array_get_idx(pg->items, i));
 	return page_answer(r, p, scope, pg->items, pg->has_more, pg->last);
-}
-
-/*
- * The value of a query filter, also under its camelCase alias (query
- * keys arrive lower-cased, as SPEC 1 signs them: "clientId" is "clientid").
- */
-static const char *
-filter(struct req *r, const char *key, const char *alias)
-{
-	const char *v = req_param(r, key);
-
-	return v != NULL ? v : alias ? req_param(r, alias) : NULL;
 }
 
 /* GET /push/deviceRegistrations?client_id=&platform=&limit=&cursor= */
