@@ -555,6 +555,9 @@ function makeDispatcher(mock) {
 		const url = new URL(req.url, 'http://mock.invalid');
 		let body;
 		try { body = await readBody(req); } catch { return; }
+		// A stream reset before its body came (e.g. REFUSED_STREAM, which a
+		// client retries elsewhere) was never received: no record, no answer.
+		if (req.aborted) return;
 		if (url.pathname.startsWith('/_mock/'))
 			return handleControl(mock.state, req, res, url, body.buf, mock.control);
 		const log = mock.logFor ? mock.logFor(url.pathname) : undefined;
