@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdarg.h>
 #include <pthread.h>
+#include <signal.h>
 
 #include <json-c/json.h>
 
@@ -50,6 +51,16 @@ struct config {
 	int	 push_poll_ms;
 	int	 push_threads;
 	int	 push_max_recipients;
+	/* realtime (issue 5) */
+	char	*pushpin_publish;	/* publish URLs, space separated; "": none */
+	char	*pushpin_sig_key;	/* Pushpin's Grip-Sig key; "": no WebSockets */
+	int	 pushpin_timeout_ms;
+	int	 ws_keepalive_s;	/* Pushpin's keep-alive request interval */
+	int	 ws_lease_s;		/* a connection unheard of this long is swept */
+	int	 ws_activity_timeout_s;
+	int	 webhook_timeout_ms;
+	int	 webhook_retry_base_ms;
+	int	 webhook_max_attempts;
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/sockudo-fcgi/sockudo-fcgi.conf"
@@ -119,6 +130,7 @@ struct app {
 	int	 idempotency_ttl_s;
 	int	 history_max_age_s;
 	int	 history_max_messages;
+	char	 webhook_url[501];	/* "": no webhooks */
 };
 
 void	app_defaults(struct app *);
@@ -148,6 +160,11 @@ struct req {
 	char			*content_type;
 	char			*idem_header;	/* X-Idempotency-Key or NULL */
 	char			*remote_addr;
+	/* from Pushpin (WebSocket-over-HTTP); NULL when absent */
+	char			*grip_sig;	/* Grip-Sig */
+	char			*meta_user;	/* Meta-User: the socket_id */
+	char			*meta_uid;	/* Meta-Uid: the signed-in user */
+	char			*meta_renew;	/* Meta-Renew: last lease renewal, s */
 	char			*body;		/* NUL-terminated copy */
 	size_t			 bodylen;
 	long long		 content_length;
@@ -168,6 +185,7 @@ struct resp {
 	const char	*content_type;
 	char		 allow[64];	/* for 405 */
 	int		 retry_after;	/* seconds, 0 = none */
+	char		*headers;	/* owned: more "Name: value\r\n" lines, or NULL */
 };
 
 void		 req_init(struct req *);
@@ -184,6 +202,7 @@ int	resp_text(struct resp *, int status, const char *ctype, const char *text);
 int	resp_error(struct resp *, int status, const char *code, const char *fmt, ...)
 	    __attribute__((format(printf, 4, 5)));
 int	resp_unavailable(struct resp *, const char *dependency);
+int	resp_header(struct resp *, const char *name, const char *value);
 const char *resp_reason(int status);
 const char *resp_body(const struct resp *, size_t *len);
 char	*resp_head(const struct resp *, size_t bodylen);
@@ -267,6 +286,7 @@ struct worker {
 	struct local_entry	*local;		/* hot shared-cache values */
 	struct rate_lease	 leases[WORKER_LEASES];
 	struct groupcommit	*publishes;	/* shared by the process's threads */
+	struct grip_pub		*grip;		/* to Pushpin; NULL: realtime is off */
 };
 
 struct worker	*worker_new(const struct config *);
@@ -320,6 +340,43 @@ int		 pushd_run(const struct config *, int once);
 struct pushd	*pushd_new(const struct config *, struct db *, int timeout_ms);
 void		 pushd_send(struct pushd *, struct push_batch *);
 void		 pushd_free(struct pushd *);
+
+/* ---- grip.c: Pushpin's wire formats (issue 5) --------------------- */
+/* One WebSocket-over-HTTP event; pointers into the request body. */
+struct ws_event {
+	const char	*type;		/* "OPEN", "TEXT", ... (not NUL-terminated) */
+	size_t		 typelen;
+	const char	*content;	/* NULL: none */
+	size_t		 len;
+};
+/* Events being written for the answer. */
+struct ws_out {
+	char	*buf;
+	size_t	 len, cap;
+};
+struct grip_pub;
+int	grip_parse(const char *body, size_t len, struct ws_event *, size_t max, size_t *n);
+int	grip_is(const struct ws_event *, const char *type);
+int	grip_out_event(struct ws_out *, const char *type, const char *content, size_t len);
+int	grip_out_text(struct ws_out *, const char *text);
+int	grip_out_control(struct ws_out *, json_object *msg);
+int	grip_out_close(struct ws_out *, int code);
+void	grip_out_free(struct ws_out *);
+int	grip_sig_valid(const char *token, const char *key, int64_t now_s);
+int	grip_init(void);
+struct grip_pub *grip_pub_new(const char *urls, int timeout_ms);
+void	grip_pub_free(struct grip_pub *);
+int	grip_publish(struct grip_pub *, json_object *items);
+
+/* ---- webhookd.c: sockudo-pushd's webhook and sweep thread -------- */
+struct webhookd {
+	const struct config	*cfg;
+	volatile sig_atomic_t	*stop;
+	int			 once;
+	int			 failed;
+	pthread_t		 tid;
+};
+void	*webhookd_run(void *);
 
 /* ---- cli.c -------------------------------------------------------- */
 

@@ -53,14 +53,14 @@ print_app(const struct app *a, int with_secret)
 		printf("name=%s\nenabled=%d\nflags=%s%s%s%s\nmax_event_data_bytes=%d\n"
 		    "max_channels_per_event=%d\nmax_batch_size=%d\nmax_publish_rps=%d\n"
 		    "max_read_rps=%d\nidempotency_ttl_s=%d\nhistory_max_age_s=%d\n"
-		    "history_max_messages=%d\n", a->name, a->enabled,
+		    "history_max_messages=%d\nwebhook_url=%s\n", a->name, a->enabled,
 		    a->flags & APP_F_HISTORY ? "history," : "",
 		    a->flags & APP_F_MESSAGES ? "messages," : "",
 		    a->flags & APP_F_ANNOTATIONS ? "annotations," : "",
 		    a->flags & APP_F_PUSH ? "push" : "",
 		    a->max_event_data_bytes, a->max_channels_per_event, a->max_batch_size,
 		    a->max_publish_rps, a->max_read_rps, a->idempotency_ttl_s,
-		    a->history_max_age_s, a->history_max_messages);
+		    a->history_max_age_s, a->history_max_messages, a->webhook_url);
 }
 
 static int
@@ -140,7 +140,11 @@ app_set(struct db *d, struct app *a, const char *field, const char *value)
 		    a->flags & ~flagnames[i].bit);
 		return db_app_set(d, a->id, "flags", buf) == 0 ? 0 : 1;
 	}
-	if (strcmp(field, "name") != 0 && str_to_ll(value, 0, 1000000000, &v) != 0)
+	if (strcmp(field, "webhook_url") == 0 && *value != '\0' &&
+	    strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
+		return fprintf(stderr, "sockudo-fcgi: webhook_url: an http(s) URL, or \"\"\n"), 1;
+	if (strcmp(field, "name") != 0 && strcmp(field, "webhook_url") != 0 &&
+	    str_to_ll(value, 0, 1000000000, &v) != 0)
 		return fprintf(stderr, "sockudo-fcgi: %s takes a number\n", field), 1;
 	if (strcmp(field, "secret") == 0 || strcmp(field, "enabled") == 0 ||
 	    strcmp(field, "flags") == 0 || db_app_set(d, a->id, field, value) != 0) {

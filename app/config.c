@@ -60,6 +60,16 @@ static const struct cdef defs[] = {
 	I(push_poll_ms, "200", 1, 60000),
 	I(push_threads, "4", 1, 64),
 	I(push_max_recipients, "1000", 1, 100000),
+	/* realtime through Pushpin (README "Realtime") */
+	S(pushpin_publish, ""),
+	S(pushpin_sig_key, ""),
+	I(pushpin_timeout_ms, "1000", 10, 60000),
+	I(ws_keepalive_s, "20", 20, 3600),	/* Pushpin's floor is 20 s */
+	I(ws_lease_s, "60", 25, 86400),
+	I(ws_activity_timeout_s, "120", 5, 3600),
+	I(webhook_timeout_ms, "5000", 100, 600000),
+	I(webhook_retry_base_ms, "1000", 1, 3600000),
+	I(webhook_max_attempts, "8", 1, 100),
 };
 
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))

@@ -125,6 +125,13 @@ read_request(FCGX_Request *fr, struct req *r, struct resp *p)
 	r->content_type = param(fr, "CONTENT_TYPE");
 	r->idem_header = param(fr, "HTTP_X_IDEMPOTENCY_KEY");
 	r->remote_addr = param(fr, "REMOTE_ADDR");
+	if (r->uri != NULL && strncmp(r->uri, "/app/", 5) == 0) {
+		/* a WebSocket-over-HTTP request from Pushpin (handlers/socket.c) */
+		r->grip_sig = param(fr, "HTTP_GRIP_SIG");
+		r->meta_user = param(fr, "HTTP_META_USER");
+		r->meta_uid = param(fr, "HTTP_META_UID");
+		r->meta_renew = param(fr, "HTTP_META_RENEW");
+	}
 	if (r->method == NULL || r->uri == NULL || r->uri[0] != '/')
 		return resp_error(p, 400, "invalid_input", "no REQUEST_URI from the web server");
 	if ((q = strchr(r->uri, '?')) != NULL) {
@@ -256,7 +263,7 @@ fcgi_serve(int listenfd, const struct config *cfg, volatile int *stop)
 	pthread_t *tids;
 	int i, n = cfg->threads, flags;
 
-	if (FCGX_Init() != 0 || pipe2(s.stop_pipe, O_CLOEXEC) != 0)
+	if (FCGX_Init() != 0 || grip_init() != 0 || pipe2(s.stop_pipe, O_CLOEXEC) != 0)
 		return -1;
 	pthread_mutex_init(&s.accept_mu, NULL);
 	flags = fcntl(listenfd, F_GETFL);

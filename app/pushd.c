@@ -698,7 +698,8 @@ pushd_run(const struct config *cfg, int once)
 {
 	struct sigaction sa = { .sa_handler = on_stop };
 	struct lane *lanes;
-	int i, n = cfg->push_threads, started = 0, failed = 0;
+	struct webhookd wd = { .cfg = cfg, .stop = &stopping, .once = once };
+	int i, n = cfg->push_threads, started = 0, failed = 0, hooks = 0;
 	unsigned char key[32];
 
 	sigaction(SIGTERM, &sa, NULL);
@@ -718,8 +719,9 @@ pushd_run(const struct config *cfg, int once)
 		if (pthread_create(&lanes[i].tid, NULL, lane_run, &lanes[i]) != 0)
 			break;
 	}
-	if ((started = i) < n) {
-		log_error("pushd: cannot start thread %d of %d", started + 1, n);
+	hooks = pthread_create(&wd.tid, NULL, webhookd_run, &wd) == 0;
+	if ((started = i) < n || !hooks) {
+		log_error("pushd: cannot start its threads");
 		stopping = 1;
 	} else
 		log_info("pushd: started (%d threads, batch %d, lease %d s)", started,
@@ -727,6 +729,10 @@ pushd_run(const struct config *cfg, int once)
 	for (i = 0; i < started; i++) {
 		pthread_join(lanes[i].tid, NULL);
 		failed |= lanes[i].failed;
+	}
+	if (hooks) {
+		pthread_join(wd.tid, NULL);
+		failed |= wd.failed;
 	}
 	free(lanes);
 	curl_global_cleanup();

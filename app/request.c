@@ -29,6 +29,10 @@ req_free(struct req *r)
 	free(r->content_type);
 	free(r->idem_header);
 	free(r->remote_addr);
+	free(r->grip_sig);
+	free(r->meta_user);
+	free(r->meta_uid);
+	free(r->meta_renew);
 	free(r->body);
 	for (i = 0; i < r->nparams; i++) {
 		free(r->params[i].key);

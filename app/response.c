@@ -23,19 +23,36 @@ resp_free(struct resp *p)
 	if (p->json != NULL)
 		json_object_put(p->json);
 	free(p->text);
+	free(p->headers);
 	memset(p, 0, sizeof(*p));
+}
+
+/* Add a response header (name and value must not hold CR or LF). */
+int
+resp_header(struct resp *p, const char *name, const char *value)
+{
+	char *h = NULL;
+
+	if (asprintf(&h, "%s%s: %s\r\n", p->headers ? p->headers : "", name, value) < 0)
+		return -1;
+	free(p->headers);
+	p->headers = h;
+	return 0;
 }
 
 static void
 resp_clear(struct resp *p)
 {
-	char allow[sizeof(p->allow)];
+	char allow[sizeof(p->allow)], *headers = p->headers;
 	int retry = p->retry_after;
 
+	/* the headers said so far stay: only the body is replaced */
+	p->headers = NULL;
 	memcpy(allow, p->allow, sizeof(allow));
 	resp_free(p);
 	memcpy(p->allow, allow, sizeof(allow));
 	p->retry_after = retry;
+	p->headers = headers;
 }
 
 /* Take ownership of j and answer with it; returns status (0 for 200). */
@@ -145,10 +162,10 @@ resp_head(const struct resp *p, size_t bodylen)
 		snprintf(extra + off, sizeof(extra) - off, "Retry-After: %d\r\n",
 		    p->retry_after);
 	if (asprintf(&head, "Status: %d %s\r\nContent-Type: %s\r\n"
-	    "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
+	    "Content-Length: %zu\r\nCache-Control: no-store\r\n%s%s\r\n",
 	    p->status, resp_reason(p->status),
 	    p->content_type ? p->content_type : "application/json",
-	    bodylen, extra) < 0)
+	    bodylen, extra, p->headers ? p->headers : "") < 0)
 		return NULL;
 	return head;
 }

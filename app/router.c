@@ -17,6 +17,8 @@ static const struct route routes[] = {
 	{ "GET",  "/up/:app",		h_ops_up_app,	0, "up_app" },
 	{ "GET",  "/stats",		h_ops_stats,	0, "stats" },
 	{ "GET",  "/metrics",		h_ops_metrics,	0, "metrics" },
+	/* WebSocket-over-HTTP from Pushpin, signed with Grip-Sig */
+	{ "POST", "/app/:key",		h_socket_events, 0, "socket" },
 	{ "POST", "/apps/:app/events",	h_events_publish, R_SIGNED | R_BODY | R_PUBLISH, "events" },
 	{ "POST", "/apps/:app/batch_events", h_events_batch, R_SIGNED | R_BODY | R_PUBLISH,
 	    "batch_events" },

@@ -42,6 +42,8 @@ worker_new(const struct config *c)
 	w->cache = cache_new(c);
 	w->apps = calloc(APP_CACHE_SLOTS, sizeof(*w->apps));
 	w->local = calloc(LOCAL_SLOTS, sizeof(*w->local));
+	/* NULL when no pushpin_publish is configured: realtime delivery is off */
+	w->grip = grip_pub_new(c->pushpin_publish, c->pushpin_timeout_ms);
 	if (w->db == NULL || w->cache == NULL || w->apps == NULL || w->local == NULL) {
 		worker_free(w);
 		return NULL;
@@ -58,6 +60,7 @@ worker_free(struct worker *w)
 
 	db_free(w->db);
 	cache_free(w->cache);
+	grip_pub_free(w->grip);
 	free(w->apps);
 	for (i = 0; w->local != NULL && i < LOCAL_SLOTS; i++)
 		free(w->local[i].payload);

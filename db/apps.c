@@ -10,7 +10,7 @@
 
 #define APP_COLUMNS "id, app_key, secret, name, enabled, flags, max_event_data_bytes," \
 	" max_channels_per_event, max_batch_size, max_publish_rps, max_read_rps," \
-	" idempotency_ttl_s, history_max_age_s, history_max_messages"
+	" idempotency_ttl_s, history_max_age_s, history_max_messages, webhook_url"
 
 void
 app_defaults(struct app *a)
@@ -46,6 +46,7 @@ row_to_app(const struct db_row *row, void *arg)
 	copy(a->key, sizeof(a->key), row->col[1]);
 	copy(a->secret, sizeof(a->secret), row->col[2]);
 	copy(a->name, sizeof(a->name), row->col[3]);
+	copy(a->webhook_url, sizeof(a->webhook_url), row->col[14]);
 	for (i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		long v = row->col[4 + i] ? strtol(row->col[4 + i], NULL, 10) : 0;
 		if (ints[i] != NULL)
@@ -76,13 +77,14 @@ int
 db_app_create(struct db *d, const struct app *a)
 {
 	static const char sql[] = "INSERT INTO apps (" APP_COLUMNS ")"
-	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	struct db_val v[] = { DB_STR(a->id), DB_STR(a->key), DB_STR(a->secret),
 	    DB_STR(a->name), DB_I64(a->enabled), DB_I64(a->flags),
 	    DB_I64(a->max_event_data_bytes), DB_I64(a->max_channels_per_event),
 	    DB_I64(a->max_batch_size), DB_I64(a->max_publish_rps),
 	    DB_I64(a->max_read_rps), DB_I64(a->idempotency_ttl_s),
-	    DB_I64(a->history_max_age_s), DB_I64(a->history_max_messages) };
+	    DB_I64(a->history_max_age_s), DB_I64(a->history_max_messages),
+	    DB_STR(a->webhook_url) };
 
 	return db_exec(d, sql, v, sizeof(v) / sizeof(v[0]), NULL);
 }
@@ -114,7 +116,7 @@ db_app_set(struct db *d, const char *id, const char *field, const char *value)
 	static const char *const columns[] = { "name", "secret", "enabled", "flags",
 	    "max_event_data_bytes", "max_channels_per_event", "max_batch_size",
 	    "max_publish_rps", "max_read_rps", "idempotency_ttl_s",
-	    "history_max_age_s", "history_max_messages" };
+	    "history_max_age_s", "history_max_messages", "webhook_url" };
 	/* one static statement per column: db_exec caches by text address */
 	static char sqls[sizeof(columns) / sizeof(columns[0])][96];
 	struct db_val v[] = { DB_STR(value), DB_STR(id) };

@@ -1,6 +1,7 @@
 /* db/channels.c: channel state (SPEC 4): connections, subscriptions, presence. */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,20 +9,50 @@
 #include "app/app.h"
 #include "db.h"
 
-/* Record a new connection (the realtime layer calls this on connect). */
+/*
+ * Record a connection, or renew it: its lease runs to expires_at_ms
+ * (0: never, for tests and tools that write state directly).
+ */
 int
-db_conn_add(struct db *d, const char *app_id, const char *socket_id, const char *user_id)
+db_conn_add(struct db *d, const char *app_id, const char *socket_id, const char *user_id,
+    int64_t expires_at_ms)
 {
 	static const char sql[] = "INSERT INTO connections (app_id, socket_id, user_id,"
-	    " connected_at_ms) VALUES (?, ?, ?, ?)"
-	    " ON DUPLICATE KEY UPDATE user_id = VALUES(user_id)";
+	    " connected_at_ms, expires_at_ms) VALUES (?, ?, ?, ?, ?)"
+	    " ON DUPLICATE KEY UPDATE user_id = VALUES(user_id),"
+	    " expires_at_ms = VALUES(expires_at_ms)";
 	struct db_val v[] = { DB_STR(app_id), DB_STR(socket_id),
-	    user_id ? DB_STR(user_id) : DB_NUL, DB_I64(now_ms()) };
+	    user_id ? DB_STR(user_id) : DB_NUL, DB_I64(now_ms()),
+	    DB_I64(expires_at_ms ? expires_at_ms : INT64_MAX) };
 
-	return db_exec(d, sql, v, 4, NULL);
+	return db_exec(d, sql, v, 5, NULL);
 }
 
-/* Forget a connection and every subscription it held. */
+/*
+ * Renew a live connection's lease.  DB_NOTFOUND when it is gone (swept
+ * after a lease ran out, or terminated): the caller closes the socket.
+ */
+int
+db_conn_renew(struct db *d, const char *app_id, const char *socket_id, int64_t expires_at_ms)
+{
+	static const char sql[] = "UPDATE connections SET expires_at_ms = ?"
+	    " WHERE app_id = ? AND socket_id = ?";
+	static const char there[] = "SELECT COUNT(*) FROM connections"
+	    " WHERE app_id = ? AND socket_id = ?";
+	struct db_val v[] = { DB_I64(expires_at_ms), DB_STR(app_id), DB_STR(socket_id) };
+	unsigned long long n = 0;
+	long long c = 0;
+	int rc;
+
+	if ((rc = db_exec(d, sql, v, 3, &n)) != 0)
+		return rc;
+	/* 0 rows changed also when the value was the same: look */
+	if (n == 0 && (rc = db_query_i64(d, there, v + 1, 2, &c)) == 0 && c == 0)
+		return DB_NOTFOUND;
+	return rc;
+}
+
+/* Forget a connection row (its subscriptions are left one by one first). */
 int
 db_conn_remove(struct db *d, const char *app_id, const char *socket_id)
 {
@@ -41,14 +72,48 @@ db_conn_remove(struct db *d, const char *app_id, const char *socket_id)
 	return db_commit(d);
 }
 
+struct occupancy {
+	long long	subs, same_user;
+};
+
+static int
+row_occupancy(const struct db_row *row, void *arg)
+{
+	struct occupancy *o = arg;
+
+	o->subs = strtoll(row->col[0], NULL, 10);
+	o->same_user = row->col[1] ? strtoll(row->col[1], NULL, 10) : 0;
+	return 1;
+}
+
+/*
+ * The channel's subscriptions and those of user_id (may be NULL), with
+ * the channel's rows locked: joins and leaves of one channel take turns,
+ * so exactly one of them sees it become occupied or vacated, and one
+ * sees a user's first socket arrive or last one go.
+ */
+static int
+occupancy(struct db *d, const char *app_id, const char *channel, const char *user_id,
+    struct occupancy *o)
+{
+	static const char sql[] = "SELECT COUNT(*), SUM(user_id = ?)"
+	    " FROM channel_subscriptions WHERE app_id = ? AND channel = ? FOR UPDATE";
+	struct db_val v[] = { user_id ? DB_STR(user_id) : DB_NUL, DB_STR(app_id),
+	    DB_STR(channel) };
+
+	o->subs = o->same_user = 0;
+	return db_query(d, sql, v, 3, row_occupancy, o);
+}
+
 /*
  * Subscribe a socket to a channel.  For presence channels user_id (and
  * the member's user_info JSON) make the socket a member; a user with
- * several sockets counts once.
+ * several sockets counts once.  With chg, also say what the join changed
+ * (the caller holds a transaction to make that exact).
  */
 int
 db_sub_add(struct db *d, const char *app_id, const char *channel, const char *socket_id,
-    const char *user_id, const char *user_info)
+    const char *user_id, const char *user_info, struct sub_change *chg)
 {
 	static const char sql[] = "INSERT INTO channel_subscriptions (app_id, channel,"
 	    " socket_id, user_id, user_info, subscribed_at_ms) VALUES (?, ?, ?, ?, ?, ?)"
@@ -56,18 +121,200 @@ db_sub_add(struct db *d, const char *app_id, const char *channel, const char *so
 	struct db_val v[] = { DB_STR(app_id), DB_STR(channel), DB_STR(socket_id),
 	    user_id ? DB_STR(user_id) : DB_NUL, user_info ? DB_STR(user_info) : DB_NUL,
 	    DB_I64(now_ms()) };
+	struct occupancy before;
+	unsigned long long n = 0;
+	int rc;
 
-	return db_exec(d, sql, v, 6, NULL);
+	if (chg != NULL) {
+		memset(chg, 0, sizeof(*chg));
+		if ((rc = occupancy(d, app_id, channel, user_id, &before)) != 0)
+			return rc;
+	}
+	if ((rc = db_exec(d, sql, v, 6, &n)) != 0 || chg == NULL)
+		return rc;
+	/* affected rows: 1 inserted, 2 updated, 0 the same row again */
+	chg->added = n == 1;
+	chg->occupied = chg->added && before.subs == 0;
+	chg->member_added = chg->added && user_id != NULL && before.same_user == 0;
+	return 0;
 }
 
-int
-db_sub_remove(struct db *d, const char *app_id, const char *channel, const char *socket_id)
+static int
+row_user_id(const struct db_row *row, void *arg)
 {
+	char **user = arg;
+
+	*user = row->col[0] ? strdup(row->col[0]) : NULL;
+	return 1;
+}
+
+/*
+ * Unsubscribe a socket from a channel; not subscribed is not an error.
+ * With chg, say what the leave changed (chg->user_id, the member who
+ * left, is malloc'd; sub_change_free() frees it).
+ */
+int
+db_sub_remove(struct db *d, const char *app_id, const char *channel, const char *socket_id,
+    struct sub_change *chg)
+{
+	static const char mine[] = "SELECT user_id FROM channel_subscriptions"
+	    " WHERE app_id = ? AND channel = ? AND socket_id = ? FOR UPDATE";
 	static const char sql[] = "DELETE FROM channel_subscriptions"
 	    " WHERE app_id = ? AND channel = ? AND socket_id = ?";
 	struct db_val v[] = { DB_STR(app_id), DB_STR(channel), DB_STR(socket_id) };
+	struct occupancy after;
+	unsigned long long n = 0;
+	char *user = NULL;
+	int rc;
 
-	return db_exec(d, sql, v, 3, NULL);
+	if (chg == NULL)
+		return db_exec(d, sql, v, 3, NULL);
+	memset(chg, 0, sizeof(*chg));
+	/* lock the channel first, as a join does: one order, no deadlock */
+	if ((rc = occupancy(d, app_id, channel, NULL, &after)) != 0 ||
+	    (rc = db_query(d, mine, v, 3, row_user_id, &user)) != 0 ||
+	    (rc = db_exec(d, sql, v, 3, &n)) != 0)
+		goto out;
+	if (n == 0)
+		goto out;
+	chg->removed = 1;
+	chg->vacated = after.subs == 1;
+	if (user != NULL) {
+		if ((rc = occupancy(d, app_id, channel, user, &after)) != 0)
+			goto out;
+		chg->member_removed = after.same_user == 0;
+		chg->user_id = user;
+		user = NULL;
+	}
+out:
+	free(user);
+	return rc;
+}
+
+void
+sub_change_free(struct sub_change *chg)
+{
+	free(chg->user_id);
+	chg->user_id = NULL;
+}
+
+struct sub_get {
+	int	 found;
+	char	*user_id;
+};
+
+static int
+row_sub(const struct db_row *row, void *arg)
+{
+	struct sub_get *g = arg;
+
+	g->found = 1;
+	g->user_id = row->col[0] ? strdup(row->col[0]) : NULL;
+	return 1;
+}
+
+/* Whether a socket is on a channel, and as which presence member (malloc'd, or NULL). */
+int
+db_sub_get(struct db *d, const char *app_id, const char *channel, const char *socket_id,
+    int *found, char **user_id)
+{
+	static const char sql[] = "SELECT user_id FROM channel_subscriptions"
+	    " WHERE app_id = ? AND channel = ? AND socket_id = ?";
+	struct db_val v[] = { DB_STR(app_id), DB_STR(channel), DB_STR(socket_id) };
+	struct sub_get g = { 0, NULL };
+	int rc;
+
+	rc = db_query(d, sql, v, 3, row_sub, &g);
+	*found = g.found;
+	*user_id = g.user_id;
+	return rc;
+}
+
+static int
+row_string(const struct db_row *row, void *arg)
+{
+	json_object_array_add(arg, json_object_new_string(row->col[0]));
+	return 0;
+}
+
+/* The channels a socket is subscribed to, appended to arr as strings. */
+int
+db_conn_channels(struct db *d, const char *app_id, const char *socket_id, json_object *arr)
+{
+	static const char sql[] = "SELECT channel FROM channel_subscriptions"
+	    " WHERE app_id = ? AND socket_id = ? ORDER BY channel";
+	struct db_val v[] = { DB_STR(app_id), DB_STR(socket_id) };
+
+	return db_query(d, sql, v, 2, row_string, arr);
+}
+
+/*
+ * A user's sockets: those signed in as the user and those that are the
+ * user's presence member on some channel, appended to arr.
+ */
+int
+db_user_sockets(struct db *d, const char *app_id, const char *user_id, json_object *arr)
+{
+	static const char sql[] = "SELECT socket_id FROM connections"
+	    " WHERE app_id = ? AND user_id = ?"
+	    " UNION SELECT socket_id FROM channel_subscriptions"
+	    " WHERE app_id = ? AND user_id = ?";
+	struct db_val v[] = { DB_STR(app_id), DB_STR(user_id), DB_STR(app_id),
+	    DB_STR(user_id) };
+
+	return db_query(d, sql, v, 4, row_string, arr);
+}
+
+struct expired_arg {
+	db_expired_fn	 fn;
+	void		*arg;
+};
+
+static int
+row_expired(const struct db_row *row, void *arg)
+{
+	struct expired_arg *e = arg;
+
+	return e->fn(row->col[0], row->col[1], e->arg);
+}
+
+/* Up to limit connections whose lease ended before now: fn(app_id, socket_id). */
+int
+db_conns_expired(struct db *d, int64_t now, int limit, db_expired_fn fn, void *arg)
+{
+	static const char sql[] = "SELECT app_id, socket_id FROM connections"
+	    " WHERE expires_at_ms < ? ORDER BY expires_at_ms LIMIT ?";
+	struct db_val v[] = { DB_I64(now), DB_I64(limit) };
+	struct expired_arg e = { fn, arg };
+
+	return db_query(d, sql, v, 2, row_expired, &e);
+}
+
+static int
+row_member(const struct db_row *row, void *arg)
+{
+	json_object *members = arg, *info = NULL;
+
+	if (row->col[1] != NULL)
+		info = json_tokener_parse(row->col[1]);
+	json_object_object_add(members, row->col[0], info);
+	return 0;
+}
+
+/*
+ * A presence channel's members as {user_id: user_info}, at most limit
+ * of them (Pusher caps presence channels at 100 members).
+ */
+int
+db_presence_members(struct db *d, const char *app_id, const char *channel, int limit,
+    json_object *members)
+{
+	static const char sql[] = "SELECT user_id, MIN(user_info)"
+	    " FROM channel_subscriptions WHERE app_id = ? AND channel = ?"
+	    " AND user_id IS NOT NULL GROUP BY user_id ORDER BY user_id LIMIT ?";
+	struct db_val v[] = { DB_STR(app_id), DB_STR(channel), DB_I64(limit) };
+
+	return db_query(d, sql, v, 3, row_member, members);
 }
 
 struct counts {
@@ -170,39 +417,4 @@ db_channel_users(struct db *d, const char *app_id, const char *channel, json_obj
 	struct db_val v[] = { DB_STR(app_id), DB_STR(channel) };
 
 	return db_query(d, sql, v, 2, row_user, arr);
-}
-
-/*
- * Ask the realtime layer to close every socket of a user: the request is
- * recorded durably, and the user's connections leave channel state now so
- * that reads stop counting them.
- */
-int
-db_user_terminate(struct db *d, const char *app_id, const char *user_id, long long *nconns)
-{
-	static const char req[] = "INSERT INTO user_terminations (app_id, user_id,"
-	    " requested_at_ms) VALUES (?, ?, ?)";
-	static const char subs[] = "DELETE FROM channel_subscriptions"
-	    " WHERE app_id = ? AND user_id = ?";
-	/* the user's sockets on channels where they are not a presence member */
-	static const char socks[] = "DELETE s FROM channel_subscriptions s"
-	    " JOIN connections c ON c.app_id = s.app_id AND c.socket_id = s.socket_id"
-	    " WHERE c.app_id = ? AND c.user_id = ?";
-	static const char conns[] = "DELETE FROM connections WHERE app_id = ? AND user_id = ?";
-	struct db_val rv[] = { DB_STR(app_id), DB_STR(user_id), DB_I64(now_ms()) };
-	unsigned long long n = 0;
-	int rc;
-
-	if ((rc = db_begin(d)) != 0)
-		return rc;
-	if ((rc = db_exec(d, req, rv, 3, NULL)) != 0 ||
-	    (rc = db_exec(d, subs, rv, 2, NULL)) != 0 ||
-	    (rc = db_exec(d, socks, rv, 2, NULL)) != 0 ||
-	    (rc = db_exec(d, conns, rv, 2, &n)) != 0) {
-		db_rollback(d);
-		return rc;
-	}
-	if (nconns != NULL)
-		*nconns = (long long)n;
-	return db_commit(d);
 }

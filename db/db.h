@@ -337,21 +337,59 @@ void	push_batch_clear(struct push_batch *);
 
 /* ---- channels.c: channel state (SPEC 4), written by the realtime layer */
 
+/* What a join or leave changed (for webhooks and presence events). */
+struct sub_change {
+	int	 added, removed;	/* the socket's subscription came or went */
+	int	 occupied, vacated;	/* the channel's first / last subscription */
+	int	 member_added;		/* presence: the user's first socket */
+	int	 member_removed;	/* presence: the user's last socket left */
+	char	*user_id;		/* leave: the member who left, or NULL */
+};
+typedef int (*db_expired_fn)(const char *app_id, const char *socket_id, void *arg);
+
 int	db_conn_add(struct db *, const char *app_id, const char *socket_id,
-	    const char *user_id);
+	    const char *user_id, int64_t expires_at_ms);
+int	db_conn_renew(struct db *, const char *app_id, const char *socket_id,
+	    int64_t expires_at_ms);
 int	db_conn_remove(struct db *, const char *app_id, const char *socket_id);
 int	db_sub_add(struct db *, const char *app_id, const char *channel,
-	    const char *socket_id, const char *user_id, const char *user_info);
+	    const char *socket_id, const char *user_id, const char *user_info,
+	    struct sub_change *);
 int	db_sub_remove(struct db *, const char *app_id, const char *channel,
-	    const char *socket_id);
+	    const char *socket_id, struct sub_change *);
+void	sub_change_free(struct sub_change *);
+int	db_sub_get(struct db *, const char *app_id, const char *channel,
+	    const char *socket_id, int *found, char **user_id);
+int	db_conn_channels(struct db *, const char *app_id, const char *socket_id,
+	    json_object *arr);
+int	db_user_sockets(struct db *, const char *app_id, const char *user_id,
+	    json_object *arr);
+int	db_conns_expired(struct db *, int64_t now, int limit, db_expired_fn, void *);
+int	db_presence_members(struct db *, const char *app_id, const char *channel,
+	    int limit, json_object *members);
 int	db_channel_counts(struct db *, const char *app_id, const char *channel,
 	    long long *subscriptions, long long *users);
 int	db_channels_list(struct db *, const char *app_id, const char *prefix,
 	    int want_subs, int want_users, json_object *out);
 int	db_channel_users(struct db *, const char *app_id, const char *channel,
 	    json_object *out_array);
-int	db_user_terminate(struct db *, const char *app_id, const char *user_id,
-	    long long *nconns);
+
+/* ---- webhooks.c: the webhook queue (issue 5) ------------------------ */
+
+struct webhook {
+	long long	 id;
+	char		 app_id[65];
+	char		*body;		/* malloc'd */
+	int		 attempts;	/* failed sends so far */
+};
+
+int	db_webhook_add(struct db *, const char *app_id, const char *body);
+int	db_webhook_claim(struct db *, int64_t now, int64_t lease_ms, struct webhook *out,
+	    size_t max, size_t *n);
+int	db_webhook_done(struct db *, long long id);
+int	db_webhook_retry(struct db *, long long id, int attempts, int64_t next_at_ms,
+	    const char *error);
+void	webhook_free(struct webhook *);
 
 /* ---- cache.c: libmemcached, one handle per thread -------------------- */
 

@@ -115,17 +115,33 @@ h_channels_users(struct req *r, struct resp *p)
 	return resp_json(p, 200, out);
 }
 
-/* POST /apps/{id}/users/{user_id}/terminate_connections.  Statuses: 200, 400, 503. */
+/*
+ * POST /apps/{id}/users/{user_id}/terminate_connections: each of the
+ * user's sockets leaves channel state now (so reads stop counting it, and
+ * member_removed / channel_vacated go out) and is closed through Pushpin
+ * with 4009, as Pusher does.  Statuses: 200, 400, 503.
+ */
 int
 h_users_terminate(struct req *r, struct resp *p)
 {
-	const char *user = r->args[1];
-	size_t len = strlen(user);
+	const char *user = r->args[1], *sock;
+	struct rt t = { r->w->db, r->w->grip, &r->app };
+	json_object *socks;
+	size_t len = strlen(user), i;
 	int rc;
 
 	if (len == 0 || len > 200)
 		return resp_error(p, 400, "invalid_input", "user ids are 1 to 200 bytes");
-	if ((rc = db_user_terminate(r->w->db, r->app.id, user, NULL)) != 0)
-		return store_error(p, rc, STATE_STORE, "could not record the termination");
+	socks = json_object_new_array();
+	rc = db_user_sockets(r->w->db, r->app.id, user, socks);
+	for (i = 0; rc == 0 && i < json_object_array_length(socks); i++) {
+		sock = json_object_get_string(json_object_array_get_idx(socks, i));
+		if ((rc = rt_disconnect(&t, sock)) == 0)
+			rt_close_socket(r->w->grip, r->app.id, sock, 4009,
+			    "You got disconnected by the app");
+	}
+	json_object_put(socks);
+	if (rc != 0)
+		return store_error(p, rc, STATE_STORE, "could not terminate the connections");
 	return resp_json(p, 200, json_object_new_object());
 }

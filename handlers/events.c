@@ -497,6 +497,29 @@ pub_conflicts(const struct gc_item *cand, struct gc_item *const *group, size_t n
 static const struct gc_ops pub_ops = { pub_conflicts, pub_run };
 
 /*
+ * Hand what was just stored to the subscribers, through every Pushpin
+ * instance, in one request: each new event on each of its channels,
+ * except to the socket_id that sent it (SPEC 3).  After the commit: a
+ * Pushpin that is down costs its clients the live copy, not the event.
+ */
+static void
+deliver(struct req *r, const struct ev *evs, size_t n)
+{
+	json_object *items;
+	size_t i, c;
+
+	if (r->w->grip == NULL)
+		return;
+	items = json_object_new_array();
+	for (i = 0; i < n; i++)
+		for (c = 0; !evs[i].dup && c < evs[i].nchannels; c++)
+			rt_item_add(items, r->app.id, evs[i].channels[c],
+			    rt_message(evs[i].name, evs[i].channels[c], evs[i].datap,
+			    evs[i].datalen, NULL), evs[i].socket_id);
+	rt_publish(r->w->grip, items);
+}
+
+/*
  * Store a validated set of events durably, with request-level (req_key)
  * and event-level idempotency, and answer.  Statuses: 200, 409
  * idempotency_conflict, 503 (MariaDB down; nothing committed), 500.
@@ -532,6 +555,7 @@ publish(struct req *r, struct resp *p, struct ev *evs, size_t n, const char *req
 	for (i = 0; i < n; i++)
 		events += evs[i].dup ? 0 : (unsigned)evs[i].nchannels;
 	metrics_count_publish(events);
+	deliver(r, evs, n);
 	if (req_key != NULL)
 		idem_to_cache(r, req_key, req_hash, 200,
 		    json_object_to_json_string_ext(u.out, JSON_C_TO_STRING_PLAIN),

@@ -8,6 +8,34 @@
 int	h_events_publish(struct req *, struct resp *);
 int	h_events_batch(struct req *, struct resp *);
 
+/* socket.c: the Pusher protocol over Pushpin's WebSocket-over-HTTP (issue 5) */
+int	h_socket_events(struct req *, struct resp *);
+
+/* realtime.c: delivery to subscribers and channel state changes */
+struct grip_pub;
+struct rt {
+	struct db		*db;
+	struct grip_pub		*grip;		/* NULL: realtime delivery is off */
+	const struct app	*app;
+};
+void	rt_grip_channel(char *out, size_t len, const char *app_id, const char *channel);
+void	rt_socket_channel(char *out, size_t len, const char *app_id, const char *socket_id);
+char	*rt_message(const char *event, const char *channel, const char *data, size_t datalen,
+	    const char *user_id);
+char	*rt_error_message(int code, const char *why);
+void	rt_item_add(json_object *items, const char *app_id, const char *channel,
+	    char *content, const char *except_socket);
+void	rt_publish(struct grip_pub *, json_object *items);
+void	rt_deliver(struct grip_pub *, const char *app_id, const char *channel,
+	    const char *event, const char *data, const char *except_socket);
+int	rt_webhook(struct db *, const struct app *, json_object *events);
+int	rt_join(struct rt *, const char *channel, const char *socket_id, const char *user_id,
+	    const char *user_info, int *added);
+int	rt_leave(struct rt *, const char *channel, const char *socket_id);
+int	rt_disconnect(struct rt *, const char *socket_id);
+void	rt_close_socket(struct grip_pub *, const char *app_id, const char *socket_id,
+	    int code, const char *why);
+
 /* channels.c (SPEC 4) */
 int	h_channels_list(struct req *, struct resp *);
 int	h_channels_show(struct req *, struct resp *);

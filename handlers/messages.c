@@ -93,6 +93,40 @@ fail:
 }
 
 /*
+ * Tell the channel's subscribers about a change just committed (SPEC 6,
+ * 7): sockudo:message.<action> with the message's new state, or
+ * sockudo:annotation.summary with its new summary.  Read after the
+ * commit, so what is sent is what a GET would show.
+ */
+static void
+announce(struct req *r, const char *what, json_object *answer)
+{
+	const char *status = json_object_get_string(json_object_object_get(answer, "status"));
+	json_object *m = NULL, *summary;
+	char event[48];
+
+	if (r->w->grip == NULL || (status != NULL && strcmp(status, "applied") != 0))
+		return;
+	if (strcmp(what, "annotate") == 0 || strcmp(what, "unannotate") == 0) {
+		summary = json_object_new_object();
+		if (db_annotation_summary(r->w->db, r->app.id, r->args[2], summary) == 0) {
+			m = json_object_new_object();
+			json_object_object_add(m, "message_serial",
+			    json_object_new_string(r->args[2]));
+			json_object_object_add(m, "summary", summary);
+			snprintf(event, sizeof(event), "sockudo:annotation.summary");
+		} else
+			json_object_put(summary);
+	} else if (db_message_get(r->w->db, r->app.id, r->args[1], r->args[2], &m) == 0)
+		snprintf(event, sizeof(event), "sockudo:message.%s", what);
+	if (m == NULL)
+		return;
+	rt_deliver(r->w->grip, r->app.id, r->args[1], event,
+	    json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN), NULL);
+	json_object_put(m);
+}
+
+/*
  * Run apply on the message the route names, in a transaction that holds
  * the message's lock (and the idempotency key, when the request has one),
  * redone on a deadlock or lock wait timeout.  `what` names the operation
@@ -124,8 +158,10 @@ message_tx(struct req *r, struct resp *p, const char *what, msg_apply_fn apply, 
 	}
 	if (rc < 0)
 		return store_error(p, rc, MSG_STORE, "the message could not be changed");
-	if (answer != NULL)
+	if (answer != NULL) {
+		announce(r, what, answer);
 		return resp_json(p, rc, answer);
+	}
 	return rc;
 }
 

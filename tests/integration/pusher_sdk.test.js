@@ -130,11 +130,12 @@ describe('pusher SDK', () => {
     });
   });
 
-  it('terminateUserConnections → 200 {}', async () => {
+  it('terminateUserConnections → 200 {}, and carol leaves channel state', async () => {
+    assert.equal(Number(L.sqlValue(`SELECT COUNT(*) FROM channel_subscriptions WHERE app_id = ${q(app.id)} AND user_id = 'carol'`)), 1);
     const res = await pusher.terminateUserConnections('carol');
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), {});
-    assert.ok(Number(L.sqlValue(`SELECT COUNT(*) FROM user_terminations WHERE app_id = ${q(app.id)} AND user_id = 'carol'`)) >= 1);
+    assert.equal(Number(L.sqlValue(`SELECT COUNT(*) FROM channel_subscriptions WHERE app_id = ${q(app.id)} AND user_id = 'carol'`)), 0);
   });
 
   it('wrong secret → RequestError 401', async () => {

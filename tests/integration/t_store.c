@@ -44,8 +44,6 @@ static const char sql_conn_count[] =
     "SELECT COUNT(*) FROM connections WHERE app_id = ? AND socket_id = ?";
 static const char sql_sock_subs[] =
     "SELECT COUNT(*) FROM channel_subscriptions WHERE app_id = ? AND socket_id = ?";
-static const char sql_terminations[] =
-    "SELECT COUNT(*) FROM user_terminations WHERE app_id = ? AND user_id = ?";
 static const char sql_msg_count[] =
     "SELECT COUNT(*) FROM messages WHERE app_id = ? AND channel = ?";
 static const char sql_msg_max[] =
@@ -91,32 +89,32 @@ test_membership(struct db *d)
 {
 	long long s, u, n;
 
-	ok(db_conn_add(d, app_id, "1.1", NULL) == 0, "conn 1.1 without a user");
-	ok(db_conn_add(d, app_id, "2.2", "alice") == 0, "conn 2.2 alice");
-	ok(db_conn_add(d, app_id, "3.3", "alice") == 0, "conn 3.3 alice (second socket)");
-	ok(db_conn_add(d, app_id, "4.4", "bob") == 0, "conn 4.4 bob");
-	ok(db_conn_add(d, app_id, "4.4", "bob") == 0, "conn_add twice is not an error");
+	ok(db_conn_add(d, app_id, "1.1", NULL, 0) == 0, "conn 1.1 without a user");
+	ok(db_conn_add(d, app_id, "2.2", "alice", 0) == 0, "conn 2.2 alice");
+	ok(db_conn_add(d, app_id, "3.3", "alice", 0) == 0, "conn 3.3 alice (second socket)");
+	ok(db_conn_add(d, app_id, "4.4", "bob", 0) == 0, "conn 4.4 bob");
+	ok(db_conn_add(d, app_id, "4.4", "bob", 0) == 0, "conn_add twice is not an error");
 	ok(count_rows(d, sql_conn_count, "4.4", NULL) == 1, "one row for 4.4");
 
 	s = subs_of(d, "presence-room", &u);
 	ok(s == 0 && u == 0, "empty channel counts 0/0 (got %lld/%lld)", s, u);
 
-	ok(db_sub_add(d, app_id, "presence-room", "2.2", "alice", "{\"name\":\"A\"}") == 0,
+	ok(db_sub_add(d, app_id, "presence-room", "2.2", "alice", "{\"name\":\"A\"}", NULL) == 0,
 	    "alice 2.2 joins presence-room");
-	ok(db_sub_add(d, app_id, "presence-room", "3.3", "alice", "{\"name\":\"A\"}") == 0,
+	ok(db_sub_add(d, app_id, "presence-room", "3.3", "alice", "{\"name\":\"A\"}", NULL) == 0,
 	    "alice 3.3 joins presence-room");
-	ok(db_sub_add(d, app_id, "presence-room", "4.4", "bob", NULL) == 0,
+	ok(db_sub_add(d, app_id, "presence-room", "4.4", "bob", NULL, NULL) == 0,
 	    "bob 4.4 joins presence-room (no user_info)");
-	ok(db_sub_add(d, app_id, "presence-room", "4.4", "bob", "{}") == 0,
+	ok(db_sub_add(d, app_id, "presence-room", "4.4", "bob", "{}", NULL) == 0,
 	    "re-subscribing is an upsert");
 	s = subs_of(d, "presence-room", &u);
 	ok(s == 3, "3 subscriptions (got %lld)", s);
 	ok(u == 2, "2 users: alice's two sockets count once (got %lld)", u);
 
-	ok(db_sub_add(d, app_id, "private-a", "1.1", NULL, NULL) == 0, "1.1 -> private-a");
-	ok(db_sub_add(d, app_id, "private-ab", "1.1", NULL, NULL) == 0, "1.1 -> private-ab");
-	ok(db_sub_add(d, app_id, "private-ab", "2.2", NULL, NULL) == 0, "2.2 -> private-ab");
-	ok(db_sub_add(d, app_id, "privatex", "1.1", NULL, NULL) == 0, "1.1 -> privatex");
+	ok(db_sub_add(d, app_id, "private-a", "1.1", NULL, NULL, NULL) == 0, "1.1 -> private-a");
+	ok(db_sub_add(d, app_id, "private-ab", "1.1", NULL, NULL, NULL) == 0, "1.1 -> private-ab");
+	ok(db_sub_add(d, app_id, "private-ab", "2.2", NULL, NULL, NULL) == 0, "2.2 -> private-ab");
+	ok(db_sub_add(d, app_id, "privatex", "1.1", NULL, NULL, NULL) == 0, "1.1 -> privatex");
 	s = subs_of(d, "private-ab", &u);
 	ok(s == 2 && u == 0, "private-ab: 2 subscriptions, 0 users (got %lld/%lld)", s, u);
 
@@ -139,14 +137,14 @@ test_membership(struct db *d)
 	IS_JSON(users_of(d, "private-ab"), "[]", "no users on a channel without members");
 	IS_JSON(users_of(d, "presence-empty"), "[]", "no users on an empty channel");
 
-	ok(db_sub_remove(d, app_id, "presence-room", "3.3") == 0, "alice leaves from 3.3");
+	ok(db_sub_remove(d, app_id, "presence-room", "3.3", NULL) == 0, "alice leaves from 3.3");
 	s = subs_of(d, "presence-room", &u);
 	ok(s == 2 && u == 2, "alice still present through 2.2 (got %lld/%lld)", s, u);
-	ok(db_sub_remove(d, app_id, "presence-room", "2.2") == 0, "alice leaves from 2.2");
+	ok(db_sub_remove(d, app_id, "presence-room", "2.2", NULL) == 0, "alice leaves from 2.2");
 	s = subs_of(d, "presence-room", &u);
 	ok(s == 1 && u == 1, "only bob left (got %lld/%lld)", s, u);
 	IS_JSON(users_of(d, "presence-room"), "[{\"id\":\"bob\"}]", "users: bob");
-	ok(db_sub_remove(d, app_id, "presence-room", "9.9") == 0,
+	ok(db_sub_remove(d, app_id, "presence-room", "9.9", NULL) == 0,
 	    "removing an absent subscription is not an error");
 
 	ok(db_conn_remove(d, app_id, "1.1") == 0, "socket 1.1 disconnects");
@@ -158,48 +156,55 @@ test_membership(struct db *d)
 	    "private-a and privatex no longer occupied");
 	ok(db_conn_remove(d, app_id, "1.1") == 0, "removing again is not an error");
 
-	/* bob has 4.4; terminating him empties presence-room */
-	n = -1;
-	ok(db_user_terminate(d, app_id, "bob", &n) == 0, "terminate bob");
-	ok(n == 1, "one connection closed (got %lld)", n);
+	/* bob has 4.4 and is a member: his sockets are found by either way */
+	json_object *socks = json_object_new_array();
+	ok(db_user_sockets(d, app_id, "bob", socks) == 0 &&
+	    json_object_array_length(socks) == 1 &&
+	    strcmp(json_object_get_string(json_object_array_get_idx(socks, 0)), "4.4") == 0,
+	    "bob's sockets: 4.4");
+	json_object_put(socks);
+	socks = json_object_new_array();
+	ok(db_user_sockets(d, app_id, "nobody", socks) == 0 &&
+	    json_object_array_length(socks) == 0, "an unknown user has no sockets");
+	json_object_put(socks);
+	ok(db_conn_remove(d, app_id, "4.4") == 0, "4.4 disconnects");
 	s = subs_of(d, "presence-room", &u);
-	ok(s == 0 && u == 0, "presence-room empty after terminate (got %lld/%lld)", s, u);
-	ok(count_rows(d, sql_conn_count, "4.4", NULL) == 0, "bob's connection row gone");
-	ok(count_rows(d, sql_terminations, "bob", NULL) == 1, "termination request recorded");
-	n = -1;
-	ok(db_user_terminate(d, app_id, "nobody", &n) == 0 && n == 0,
-	    "terminating an unknown user closes nothing");
-	ok(db_user_terminate(d, app_id, "nobody", NULL) == 0, "nconns may be NULL");
+	ok(s == 0 && u == 0, "presence-room empty (got %lld/%lld)", s, u);
+	(void)n;
 }
 
 /*
- * A user's sockets also sit on non-presence channels, where the realtime
- * layer subscribes without a user_id.  Terminating the user must stop those
- * subscriptions from counting too (SPEC 4: terminate_connections).
+ * What a join or leave changed: exactly one join sees a channel become
+ * occupied, one leave sees it vacated, and presence members come and go
+ * once per user, not per socket (the webhooks and member events).
  */
 static void
-test_terminate_all_channels(struct db *d)
+test_changes(struct db *d)
 {
-	long long s, u, n = -1;
+	struct sub_change c;
 
-	ok(db_conn_add(d, app_id, "5.5", "carol") == 0, "conn 5.5 carol");
-	ok(db_conn_add(d, app_id, "6.6", "dave") == 0, "conn 6.6 dave");
-	ok(db_sub_add(d, app_id, "presence-t", "5.5", "carol", "{}") == 0,
-	    "carol -> presence-t");
-	ok(db_sub_add(d, app_id, "private-t", "5.5", NULL, NULL) == 0,
-	    "carol's socket -> private-t (no member data)");
-	ok(db_sub_add(d, app_id, "private-t", "6.6", NULL, NULL) == 0,
-	    "dave's socket -> private-t");
-	ok(db_user_terminate(d, app_id, "carol", &n) == 0 && n == 1, "terminate carol");
-	s = subs_of(d, "presence-t", &u);
-	ok(s == 0 && u == 0, "presence-t empty (got %lld/%lld)", s, u);
-	s = subs_of(d, "private-t", &u);
-	ok(s == 1, "private-t counts only dave's socket after carol's termination "
-	    "(got %lld)", s);
-	ok(count_rows(d, sql_sock_subs, "5.5", NULL) == 0,
-	    "no subscription of a terminated socket remains");
-	db_conn_remove(d, app_id, "5.5");
-	db_conn_remove(d, app_id, "6.6");
+	ok(db_sub_add(d, app_id, "presence-c", "5.5", "carol", "{}", &c) == 0 &&
+	    c.added && c.occupied && c.member_added, "first join: occupied, member_added");
+	ok(db_sub_add(d, app_id, "presence-c", "5.6", "carol", "{}", &c) == 0 &&
+	    c.added && !c.occupied && !c.member_added,
+	    "carol's second socket: neither occupied nor member_added");
+	ok(db_sub_add(d, app_id, "presence-c", "5.6", "carol", "{}", &c) == 0 &&
+	    !c.added, "the same join again changes nothing");
+	ok(db_sub_add(d, app_id, "presence-c", "6.6", "dave", "{}", &c) == 0 &&
+	    c.member_added, "dave: member_added");
+	ok(db_sub_remove(d, app_id, "presence-c", "5.5", &c) == 0 && c.removed &&
+	    !c.member_removed && !c.vacated, "carol leaves one socket: still a member");
+	sub_change_free(&c);
+	ok(db_sub_remove(d, app_id, "presence-c", "5.6", &c) == 0 && c.member_removed &&
+	    c.user_id != NULL && strcmp(c.user_id, "carol") == 0 && !c.vacated,
+	    "carol's last socket: member_removed carol");
+	sub_change_free(&c);
+	ok(db_sub_remove(d, app_id, "presence-c", "5.6", &c) == 0 && !c.removed &&
+	    !c.member_removed, "leaving again changes nothing");
+	sub_change_free(&c);
+	ok(db_sub_remove(d, app_id, "presence-c", "6.6", &c) == 0 && c.member_removed &&
+	    c.vacated, "dave, the last one: member_removed and vacated");
+	sub_change_free(&c);
 }
 
 static void
@@ -209,7 +214,7 @@ test_like_escape(struct db *d)
 	size_t i;
 
 	for (i = 0; i < sizeof(chans) / sizeof(chans[0]); i++)
-		db_sub_add(d, app_id, chans[i], "7.7", NULL, NULL);
+		db_sub_add(d, app_id, chans[i], "7.7", NULL, NULL, NULL);
 	IS_JSON(list(d, "a_", 0, 0), "{\"a_b-1\":{}}", "'_' in the prefix is literal");
 	IS_JSON(list(d, "a%", 0, 0), "{\"a%z\":{}}", "'%%' in the prefix is literal");
 	IS_JSON(list(d, "a\\", 0, 0), "{\"a\\\\q\":{}}", "'\\' in the prefix is literal");
@@ -229,7 +234,7 @@ test_apps_isolated(struct db *d)
 	long long s, u;
 
 	snprintf(other, sizeof(other), "%s-other", app_id);
-	ok(db_sub_add(d, other, "shared-ch", "1.2", NULL, NULL) == 0, "other app subscribes");
+	ok(db_sub_add(d, other, "shared-ch", "1.2", NULL, NULL, NULL) == 0, "other app subscribes");
 	s = subs_of(d, "shared-ch", &u);
 	ok(s == 0, "another app's subscriptions are not counted (got %lld)", s);
 	db_conn_remove(d, other, "1.2");
@@ -506,7 +511,7 @@ main(void)
 	printf("# app_id %s\n", app_id);
 
 	test_membership(d);
-	test_terminate_all_channels(d);
+	test_changes(d);
 	test_like_escape(d);
 	test_apps_isolated(d);
 	test_message_serial();

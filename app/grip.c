@@ -1,0 +1,320 @@
+/*
+ * app/grip.c: Pushpin's side of the realtime layer, the only file that
+ * knows its wire formats: WebSocket-over-HTTP events in and out, the
+ * Grip-Sig token on its requests, and publishing to every instance.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "app.h"
+#include "push.h"
+
+/*
+ * Split a WebSocket-over-HTTP body into events: "TYPE\r\n" or
+ * "TYPE <hex length>\r\n<content>\r\n".  Contents point into body.
+ * Returns 0, or -1 when the body is malformed or has over max events.
+ */
+int
+grip_parse(const char *body, size_t len, struct ws_event *ev, size_t max, size_t *n)
+{
+	const char *p = body, *end = body + len, *eol, *sp;
+	unsigned long long clen;
+	char *ep;
+
+	*n = 0;
+	while (p < end) {
+		if (*n == max || (eol = memmem(p, (size_t)(end - p), "\r\n", 2)) == NULL)
+			return -1;
+		sp = memchr(p, ' ', (size_t)(eol - p));
+		ev[*n].type = p;
+		ev[*n].typelen = (size_t)((sp ? sp : eol) - p);
+		ev[*n].content = NULL;
+		ev[*n].len = 0;
+		if (sp != NULL) {
+			clen = strtoull(sp + 1, &ep, 16);
+			if (ep != eol || sp + 1 == eol || clen > (size_t)(end - eol - 2) ||
+			    (size_t)(end - eol - 2) - clen < 2 ||
+			    memcmp(eol + 2 + clen, "\r\n", 2) != 0)
+				return -1;
+			ev[*n].content = eol + 2;
+			ev[*n].len = (size_t)clen;
+			p = eol + 2 + clen + 2;
+		} else
+			p = eol + 2;
+		(*n)++;
+	}
+	return 0;
+}
+
+/* Whether an event is of the given type ("OPEN", "TEXT", ...). */
+int
+grip_is(const struct ws_event *ev, const char *type)
+{
+	return ev->typelen == strlen(type) && memcmp(ev->type, type, ev->typelen) == 0;
+}
+
+static int
+out_grow(struct ws_out *o, size_t more)
+{
+	size_t cap = o->cap ? o->cap : 256;
+	char *nb;
+
+	while (cap < o->len + more + 1)
+		cap *= 2;
+	if (cap == o->cap)
+		return 0;
+	if ((nb = realloc(o->buf, cap)) == NULL)
+		return -1;
+	o->buf = nb;
+	o->cap = cap;
+	return 0;
+}
+
+/* Append one event, with content when len > 0 or content != NULL. */
+int
+grip_out_event(struct ws_out *o, const char *type, const char *content, size_t len)
+{
+	int n;
+
+	if (out_grow(o, strlen(type) + len + 24) != 0)
+		return -1;
+	if (content == NULL)
+		n = snprintf(o->buf + o->len, o->cap - o->len, "%s\r\n", type);
+	else
+		n = snprintf(o->buf + o->len, o->cap - o->len, "%s %zx\r\n", type, len);
+	o->len += (size_t)n;
+	if (content != NULL) {
+		memcpy(o->buf + o->len, content, len);
+		memcpy(o->buf + o->len + len, "\r\n", 2);
+		o->len += len + 2;
+	}
+	o->buf[o->len] = '\0';
+	return 0;
+}
+
+/* Append a text message to the client. */
+int
+grip_out_text(struct ws_out *o, const char *text)
+{
+	return grip_out_event(o, "TEXT", text, strlen(text));
+}
+
+/* Append a GRIP control message ("c:" + JSON) for Pushpin itself. */
+int
+grip_out_control(struct ws_out *o, json_object *msg)
+{
+	const char *js = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
+	char *s = NULL;
+	int rc = -1;
+
+	if (asprintf(&s, "c:%s", js) >= 0)
+		rc = grip_out_text(o, s);
+	free(s);
+	json_object_put(msg);
+	return rc;
+}
+
+/* Append a close of the WebSocket with a status code (RFC 6455 7.4). */
+int
+grip_out_close(struct ws_out *o, int code)
+{
+	unsigned char c[2] = { (unsigned char)(code >> 8), (unsigned char)code };
+
+	return grip_out_event(o, "CLOSE", (const char *)c, 2);
+}
+
+void
+grip_out_free(struct ws_out *o)
+{
+	free(o->buf);
+	memset(o, 0, sizeof(*o));
+}
+
+/*
+ * Check Pushpin's Grip-Sig header: a JWT (HS256) signed with the shared
+ * key whose exp is still ahead.  It proves the request came through
+ * Pushpin, so its Connection-Id and Meta-* headers can be believed.
+ * Returns 1 when valid.
+ */
+int
+grip_sig_valid(const char *token, const char *key, int64_t now_s)
+{
+	const char *dot1, *dot2;
+	unsigned char mac[EVP_MAX_MD_SIZE], *sig = NULL, *hdr = NULL, *pl = NULL;
+	unsigned int maclen = 0;
+	size_t siglen = 0, hlen = 0, plen = 0;
+	json_object *h = NULL, *p = NULL, *v;
+	char *hs = NULL, *ps = NULL;
+	int ok = 0;
+
+	if (token == NULL || *key == '\0' || (dot1 = strchr(token, '.')) == NULL ||
+	    (dot2 = strchr(dot1 + 1, '.')) == NULL)
+		return 0;
+	if (HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)token,
+	    (size_t)(dot2 - token), mac, &maclen) == NULL ||
+	    b64url_decode(dot2 + 1, &sig, &siglen) != 0 || siglen != maclen ||
+	    CRYPTO_memcmp(sig, mac, maclen) != 0)
+		goto out;
+	hs = strndup(token, (size_t)(dot1 - token));
+	ps = strndup(dot1 + 1, (size_t)(dot2 - dot1 - 1));
+	if (hs == NULL || ps == NULL || b64url_decode(hs, &hdr, &hlen) != 0 ||
+	    b64url_decode(ps, &pl, &plen) != 0)
+		goto out;
+	h = json_tokener_parse((char *)hdr);
+	p = json_tokener_parse((char *)pl);
+	if (h == NULL || p == NULL || !json_object_object_get_ex(h, "alg", &v) ||
+	    strcmp(json_object_get_string(v), "HS256") != 0)
+		goto out;
+	/* exp is required: a token that never expires could be replayed forever */
+	ok = json_object_object_get_ex(p, "exp", &v) && json_object_get_int64(v) > now_s;
+out:
+	json_object_put(h);
+	json_object_put(p);
+	free(hs);
+	free(ps);
+	free(hdr);
+	free(pl);
+	free(sig);
+	return ok;
+}
+
+/* ---- publishing -------------------------------------------------------- */
+
+/* Once per process, before any thread publishes (libcurl's global state). */
+int
+grip_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+#define GRIP_MAX_TARGETS 16
+
+struct grip_pub {
+	CURLM		*multi;
+	CURL		*easy[GRIP_MAX_TARGETS];
+	char		*url[GRIP_MAX_TARGETS];
+	size_t		 n;
+	int		 timeout_ms;
+};
+
+static size_t
+discard(char *p, size_t sz, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return sz * n;
+}
+
+/*
+ * A publisher to every Pushpin instance listed in urls (space or comma
+ * separated), with a kept-alive connection to each.  NULL when urls is
+ * empty (realtime delivery is off) or on failure.
+ */
+struct grip_pub *
+grip_pub_new(const char *urls, int timeout_ms)
+{
+	struct grip_pub *g;
+	char *list, *tok, *save = NULL;
+
+	if (urls == NULL || strspn(urls, " ,") == strlen(urls))
+		return NULL;
+	if ((g = calloc(1, sizeof(*g))) == NULL || (list = strdup(urls)) == NULL) {
+		free(g);
+		return NULL;
+	}
+	g->timeout_ms = timeout_ms;
+	g->multi = curl_multi_init();
+	for (tok = strtok_r(list, " ,", &save); tok != NULL && g->n < GRIP_MAX_TARGETS;
+	    tok = strtok_r(NULL, " ,", &save)) {
+		g->url[g->n] = strdup(tok);
+		g->easy[g->n] = curl_easy_init();
+		if (g->url[g->n] == NULL || g->easy[g->n] == NULL)
+			break;
+		g->n++;
+	}
+	free(list);
+	if (g->multi == NULL || g->n == 0) {
+		grip_pub_free(g);
+		return NULL;
+	}
+	return g;
+}
+
+void
+grip_pub_free(struct grip_pub *g)
+{
+	size_t i;
+
+	if (g == NULL)
+		return;
+	for (i = 0; i < GRIP_MAX_TARGETS; i++) {
+		if (g->easy[i] != NULL)
+			curl_easy_cleanup(g->easy[i]);
+		free(g->url[i]);
+	}
+	if (g->multi != NULL)
+		curl_multi_cleanup(g->multi);
+	free(g);
+}
+
+/*
+ * Publish items ({"items": [...]}, Pushpin's publish format) to every
+ * instance at once and wait for their answers, up to pushpin_timeout_ms.
+ * Returns how many instances did not take them (0: all did).  The
+ * caller has committed what it publishes: an instance that is down only
+ * costs its clients this delivery (history still has it).
+ */
+int
+grip_publish(struct grip_pub *g, json_object *items)
+{
+	const char *body = json_object_to_json_string_ext(items, JSON_C_TO_STRING_PLAIN);
+	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	int running = 0, failed = 0, left;
+	long code;
+	size_t i;
+	CURLMsg *m;
+
+	for (i = 0; i < g->n; i++) {
+		CURL *e = g->easy[i];
+		curl_easy_setopt(e, CURLOPT_URL, g->url[i]);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)g->timeout_ms);
+		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)g->timeout_ms);
+		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+		curl_multi_add_handle(g->multi, e);
+	}
+	do {
+		if (curl_multi_perform(g->multi, &running) != CURLM_OK)
+			break;
+		if (running > 0)
+			curl_multi_poll(g->multi, NULL, 0, 100, NULL);
+	} while (running > 0);
+	while ((m = curl_multi_info_read(g->multi, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		code = 0;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+		if (m->data.result != CURLE_OK || code / 100 != 2) {
+			char *url = NULL;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_EFFECTIVE_URL, &url);
+			log_warn("publish to Pushpin at %s failed: %s (HTTP %ld)", url ? url : "?",
+			    curl_easy_strerror(m->data.result), code);
+			failed++;
+		}
+	}
+	for (i = 0; i < g->n; i++)
+		curl_multi_remove_handle(g->multi, g->easy[i]);
+	curl_slist_free_all(hdr);
+	return failed;
+}
