@@ -21,8 +21,8 @@ char	*b64url_encode(const unsigned char *, size_t);
 
 /*
  * Decode base64url, with or without '=' padding; any character outside
- * the alphabet fails.  *out is malloc'd (freed by the caller, never NULL
- * on success, even for empty input).  Returns 0 or -1.
+ * the alphabet fails.  *out is malloc'd and NUL-terminated (freed by the
+ * caller, never NULL on success, even for empty input).  Returns 0 or -1.
  */
 int	 b64url_decode(const char *, unsigned char **out, size_t *outlen);
 

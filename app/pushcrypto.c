@@ -128,6 +128,7 @@ b64url_decode(const char *s, unsigned char **out, size_t *outlen)
 	}
 	if ((v & ((1U << bits) - 1)) != 0)
 		goto fail;
+	buf[o] = '\0';		/* room is left for it: o <= len / 4 * 3 + 2 */
 	*out = buf;
 	*outlen = o;
 	return 0;
