@@ -1,4 +1,5 @@
-// Fault injection (runs last): memcached down, MariaDB down and back, a worker killed.
+// Fault injection (runs last): memcached down, MariaDB down and back, a worker killed,
+// push delivery across a MariaDB restart, and the realtime layer's faults.
 // Services are always restored in after hooks.
 'use strict';
 
@@ -27,7 +28,7 @@ function devstackOk(...args) {
 
 function restoreAll() {
   // every start is a no-op when the service already runs
-  for (const s of ['mariadb', 'memcached', 'pool', 'lighttpd']) devstack('start', s);
+  for (const s of ['mariadb', 'memcached', 'pool', 'lighttpd', 'pushd', 'pushpin', 'pushpin2']) devstack('start', s);
 }
 
 function poolPid() {
@@ -551,5 +552,67 @@ describe('push: MariaDB restarts during delivery', () => {
     assert.ok(publishId, 'needs the publish of the first test');
     assert.equal(Number(L.sqlValue(`SELECT COUNT(*) FROM push_publishes WHERE app_id = ${q(papp.id)}`)), 1);
     assert.equal(Number(L.sqlValue(`SELECT COUNT(*) FROM push_deliveries WHERE app_id = ${q(papp.id)}`)), N);
+  });
+});
+
+/* ---- realtime (issue 5) ---------------------------------------------- */
+
+describe('realtime: memcached restarted', () => {
+  it('subscribers keep receiving; new subscriptions and channel state still work', async () => {
+    const R = require('./rt');
+    const srv = R.server(app);
+    const name = L.uniq('mc');
+    const a = await R.client(app);
+    const got = R.record((await R.subscribe(a, name)).ch);
+    devstackOk('restart', 'memcached');
+    await srv.trigger(name, 'after-restart', 1);
+    const b = await R.client(app, { instance: 1 });
+    await R.subscribe(b, name);
+    await L.waitFor(() => got.length === 1, { timeoutMs: 5000, what: 'delivery after the restart' });
+    await L.waitFor(async () => {
+      const r = await L.api(app).get(`/channels/${name}`, { info: 'subscription_count' });
+      return r.status === 200 && r.json.subscription_count === 2;
+    }, { timeoutMs: 3000, what: 'subscription_count 2' });
+    R.closeAll(a, b);
+  });
+});
+
+describe('realtime: a Pushpin instance killed (no goodbyes) and restarted', () => {
+  after(() => devstack('start', 'pushpin2'));
+
+  it('its members are swept when their lease runs out; none is left as a ghost', async () => {
+    const R = require('./rt');
+    const lease = Number(L.confValue('ws_lease_s') || 60);
+    const name = `presence-${L.uniq('ghost')}`;
+    const watcher = await R.client(app, { user: { user_id: 'watcher' } });
+    const { ch } = await R.subscribe(watcher, name);
+    const doomed = await R.client(app, { instance: 1, user: { user_id: 'ghost' } });
+    await R.subscribe(doomed, name);
+    const left = R.next(ch, 'pusher:member_removed', (lease + 30) * 1000);
+    // SIGKILL the runner and each of its processes: nothing reaches the pool
+    const pid = Number(fs.readFileSync(path.join(process.env.SOCKUDO_RUN_DIR, 'pushpin2.pid'), 'utf8').split('\n')[0]);
+    const procs = [...children(pid), pid];
+    assert.ok(procs.length >= 4, `the runner has its processes: ${procs}`);
+    const killedAt = Date.now();
+    for (const p of procs) process.kill(p, 'SIGKILL');
+    doomed.disconnect();	// no reconnect: it is gone for good
+    await L.sleep(2000);
+    const r = await L.api(app).get(`/channels/${name}`, { info: 'user_count' });
+    assert.equal(r.json.user_count, 2, 'the lost member is only swept when its lease runs out');
+    const m = await left;
+    const took = (Date.now() - killedAt) / 1000;
+    assert.equal(m.id, 'ghost');
+    assert.ok(took <= lease + 25, `swept after ${took} s (lease ${lease} s)`);
+    await L.waitFor(async () => {
+      const u = await L.api(app).get(`/channels/${name}/users`);
+      return u.status === 200 && u.json.users.length === 1 && u.json.users[0].id === 'watcher';
+    }, { timeoutMs: 3000, what: 'only the watcher left' });
+    devstackOk('start', 'pushpin2');
+    // the restarted instance serves again
+    const back = await R.client(app, { instance: 1 });
+    const got = R.record((await R.subscribe(back, name + '-x')).ch);
+    await R.server(app).trigger(name + '-x', 'hello', 1);
+    await L.waitFor(() => got.length === 1, { timeoutMs: 5000, what: 'delivery via the restarted instance' });
+    R.closeAll(watcher, back);
   });
 });
