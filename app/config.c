@@ -254,6 +254,12 @@ config_check(const struct config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "db_name and db_user must be set");
 		return -1;
 	}
+	if (c->ws_lease_s < c->ws_keepalive_s + 5) {
+		/* a connection renews its lease once per keep-alive at least */
+		snprintf(err, errlen, "ws_lease_s (%d) must be at least ws_keepalive_s (%d) + 5",
+		    c->ws_lease_s, c->ws_keepalive_s);
+		return -1;
+	}
 	if (*c->push_secret_key != '\0' && config_push_key(c, NULL) != 0) {
 		snprintf(err, errlen, "push_secret_key: 64 hex digits (32 bytes) are needed");
 		return -1;

@@ -247,6 +247,14 @@ test_check(void)
 	config_set(c, "db_user", "", err, sizeof(err));
 	ok(config_check(c, err, sizeof(err)) != 0, "empty db_user rejected");
 	config_set(c, "db_user", "sockudo", err, sizeof(err));
+	ok(config_set(c, "ws_keepalive_s", "19", err, sizeof(err)) != 0,
+	    "ws_keepalive_s under Pushpin's floor of 20 s rejected");
+	config_set(c, "ws_keepalive_s", "30", err, sizeof(err));
+	config_set(c, "ws_lease_s", "34", err, sizeof(err));
+	ok(config_check(c, err, sizeof(err)) != 0 && strstr(err, "ws_lease_s") != NULL,
+	    "a lease shorter than a keep-alive + 5 s rejected: %s", err);
+	config_set(c, "ws_lease_s", "35", err, sizeof(err));
+	ok(config_check(c, err, sizeof(err)) == 0, "keep-alive 30 s, lease 35 s pass");
 	ok(config_check(c, err, sizeof(err)) == 0, "restored config passes");
 	config_free(c);
 }
