@@ -108,16 +108,20 @@ occupancy(struct db *d, const char *app_id, const char *channel, const char *use
 /*
  * Subscribe a socket to a channel.  For presence channels user_id (and
  * the member's user_info JSON) make the socket a member; a user with
- * several sockets counts once.  With chg, also say what the join changed
+ * several sockets counts once.  Subscribing again is not an error.  With chg, also say what the join changed
  * (the caller holds a transaction to make that exact).
  */
 int
 db_sub_add(struct db *d, const char *app_id, const char *channel, const char *socket_id,
     const char *user_id, const char *user_info, struct sub_change *chg)
 {
-	static const char sql[] = "INSERT INTO channel_subscriptions (app_id, channel,"
-	    " socket_id, user_id, user_info, subscribed_at_ms) VALUES (?, ?, ?, ?, ?, ?)"
-	    " ON DUPLICATE KEY UPDATE user_id = VALUES(user_id), user_info = VALUES(user_info)";
+	/*
+	 * A socket already on the channel keeps its first membership: a
+	 * second subscribe, even signed for another user, changes nothing
+	 * (else a member could be swapped without anyone being told).
+	 */
+	static const char sql[] = "INSERT IGNORE INTO channel_subscriptions (app_id, channel,"
+	    " socket_id, user_id, user_info, subscribed_at_ms) VALUES (?, ?, ?, ?, ?, ?)";
 	struct db_val v[] = { DB_STR(app_id), DB_STR(channel), DB_STR(socket_id),
 	    user_id ? DB_STR(user_id) : DB_NUL, user_info ? DB_STR(user_info) : DB_NUL,
 	    DB_I64(now_ms()) };
@@ -132,8 +136,7 @@ db_sub_add(struct db *d, const char *app_id, const char *channel, const char *so
 	}
 	if ((rc = db_exec(d, sql, v, 6, &n)) != 0 || chg == NULL)
 		return rc;
-	/* affected rows: 1 inserted, 2 updated, 0 the same row again */
-	chg->added = n == 1;
+	chg->added = n == 1;	/* 0: it was there already */
 	chg->occupied = chg->added && before.subs == 0;
 	chg->member_added = chg->added && user_id != NULL && before.same_user == 0;
 	return 0;

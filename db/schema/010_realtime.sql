@@ -6,6 +6,13 @@ ALTER TABLE connections
   ADD COLUMN IF NOT EXISTS expires_at_ms BIGINT NOT NULL DEFAULT 0,
   ADD KEY IF NOT EXISTS connections_expiry (expires_at_ms);
 
+-- User ids are compared byte for byte: utf8mb4_bin pads with spaces, so
+-- "bob" and "bob " would be one presence member.
+ALTER TABLE connections
+  MODIFY user_id VARCHAR(200) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NULL;
+ALTER TABLE channel_subscriptions
+  MODIFY user_id VARCHAR(200) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NULL;
+
 -- Where an app's webhooks go ('' = none).
 ALTER TABLE apps ADD COLUMN IF NOT EXISTS webhook_url VARCHAR(500) NOT NULL DEFAULT '';
 

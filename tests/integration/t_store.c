@@ -105,11 +105,12 @@ test_membership(struct db *d)
 	    "alice 3.3 joins presence-room");
 	ok(db_sub_add(d, app_id, "presence-room", "4.4", "bob", NULL, NULL) == 0,
 	    "bob 4.4 joins presence-room (no user_info)");
-	ok(db_sub_add(d, app_id, "presence-room", "4.4", "bob", "{}", NULL) == 0,
-	    "re-subscribing is an upsert");
+	ok(db_sub_add(d, app_id, "presence-room", "4.4", "mallory", "{}", NULL) == 0,
+	    "subscribing again is not an error");
 	s = subs_of(d, "presence-room", &u);
 	ok(s == 3, "3 subscriptions (got %lld)", s);
-	ok(u == 2, "2 users: alice's two sockets count once (got %lld)", u);
+	ok(u == 2, "2 users: alice's two sockets count once, and 4.4 is still bob's "
+	    "(got %lld)", u);
 
 	ok(db_sub_add(d, app_id, "private-a", "1.1", NULL, NULL, NULL) == 0, "1.1 -> private-a");
 	ok(db_sub_add(d, app_id, "private-ab", "1.1", NULL, NULL, NULL) == 0, "1.1 -> private-ab");
@@ -204,6 +205,18 @@ test_changes(struct db *d)
 	sub_change_free(&c);
 	ok(db_sub_remove(d, app_id, "presence-c", "6.6", &c) == 0 && c.member_removed &&
 	    c.vacated, "dave, the last one: member_removed and vacated");
+	sub_change_free(&c);
+
+	/* user ids are compared byte for byte: "bob" and "bob " are two users */
+	ok(db_sub_add(d, app_id, "presence-s", "7.1", "bob", NULL, &c) == 0 && c.member_added,
+	    "bob joins");
+	ok(db_sub_add(d, app_id, "presence-s", "7.2", "bob ", NULL, &c) == 0 && c.member_added,
+	    "\"bob \" is another member");
+	ok(db_sub_remove(d, app_id, "presence-s", "7.2", &c) == 0 && c.member_removed &&
+	    strcmp(c.user_id, "bob ") == 0, "\"bob \" leaves: member_removed");
+	sub_change_free(&c);
+	ok(db_sub_remove(d, app_id, "presence-s", "7.1", &c) == 0 && c.member_removed &&
+	    strcmp(c.user_id, "bob") == 0, "bob leaves: member_removed");
 	sub_change_free(&c);
 }
 
