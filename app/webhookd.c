@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
 
@@ -18,15 +17,24 @@
 #include "db/db.h"
 #include "handlers/handlers.h"
 
-#define HOOK_BATCH	50
+#define HOOK_SLOTS	50	/* webhooks in flight at once */
 #define SWEEP_BATCH	100
 #define RETRY_MAX_MS	(10 * 60 * 1000)
+
+/* One webhook being sent. */
+struct slot {
+	struct webhook		 w;
+	CURL			*e;		/* NULL: the slot is free */
+	struct curl_slist	*hdr;
+};
 
 struct hookd {
 	const struct config	*cfg;
 	struct db		*db;
 	struct grip_pub		*grip;
 	CURLM			*multi;
+	struct slot		 slot[HOOK_SLOTS];
+	size_t			 busy;
 };
 
 static size_t
@@ -82,66 +90,82 @@ hook_failed(struct hookd *h, const struct webhook *w, const char *why)
 }
 
 /*
- * Send the due webhooks, all at once (one slow receiver does not hold
- * up the others), and record each outcome.  Returns how many were due.
+ * Start sending due webhooks in the free slots.  Requests run in the
+ * background of the loop (reap() collects them), so one slow receiver
+ * holds one slot, not every app's webhooks nor the sweep.  Returns how
+ * many started.
  */
 static size_t
-send_hooks(struct hookd *h)
+start(struct hookd *h)
 {
-	struct webhook w[HOOK_BATCH];
-	struct curl_slist *hdr[HOOK_BATCH] = { 0 };
-	CURL *e[HOOK_BATCH] = { 0 };
+	struct webhook w[HOOK_SLOTS];
 	struct app a;
-	size_t n = 0, i;
-	int running, left;
-	long code;
-	CURLMsg *m;
-	char why[200];
+	size_t n = 0, i, k = 0;
 
-	/* the lease outlasts the sends' timeout: another sender never doubles one */
+	if (h->busy == HOOK_SLOTS)
+		return 0;
+	/* the lease outlasts the request's timeout: another sender never doubles one */
 	if (db_webhook_claim(h->db, now_ms(), h->cfg->webhook_timeout_ms * 2LL + 5000, w,
-	    HOOK_BATCH, &n) != 0 || n == 0)
+	    HOOK_SLOTS - h->busy, &n) != 0)
 		return 0;
 	for (i = 0; i < n; i++) {
+		struct slot *sl;
 		if (db_app_get(h->db, "id", w[i].app_id, &a) != 0 || a.webhook_url[0] == '\0') {
 			(void)db_webhook_done(h->db, w[i].id);	/* the app or its URL is gone */
+			webhook_free(&w[i]);
 			continue;
 		}
-		if ((e[i] = hook_request(&a, w[i].body, &hdr[i], h->cfg->webhook_timeout_ms)) != NULL) {
-			curl_easy_setopt(e[i], CURLOPT_PRIVATE, (void *)&w[i]);
-			curl_multi_add_handle(h->multi, e[i]);
+		while (h->slot[k].e != NULL)
+			k++;
+		sl = &h->slot[k];
+		sl->w = w[i];
+		if ((sl->e = hook_request(&a, sl->w.body, &sl->hdr, h->cfg->webhook_timeout_ms)) == NULL) {
+			webhook_free(&sl->w);	/* its lease runs out; retried then */
+			continue;
 		}
+		curl_easy_setopt(sl->e, CURLOPT_PRIVATE, (void *)sl);
+		curl_multi_add_handle(h->multi, sl->e);
+		h->busy++;
 	}
-	do {
-		if (curl_multi_perform(h->multi, &running) != CURLM_OK)
-			break;
-		if (running > 0)
-			curl_multi_poll(h->multi, NULL, 0, 200, NULL);
-	} while (running > 0);
+	return n;
+}
+
+/* Record the outcome of every finished webhook and free its slot; returns how many. */
+static size_t
+reap(struct hookd *h)
+{
+	struct slot *sl;
+	CURLMsg *m;
+	char why[200];
+	long code;
+	int running, left;
+	size_t n = 0;
+
+	curl_multi_perform(h->multi, &running);
 	while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
-		struct webhook *wh = NULL;
 		if (m->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&wh);
+		sl = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
 		code = 0;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &code);
 		if (m->data.result == CURLE_OK && code / 100 == 2)
-			(void)db_webhook_done(h->db, wh->id);
+			(void)db_webhook_done(h->db, sl->w.id);
 		else {
-			snprintf(why, sizeof(why), "%s", m->data.result != CURLE_OK ?
-			    curl_easy_strerror(m->data.result) : "");
-			if (m->data.result == CURLE_OK)
+			if (m->data.result != CURLE_OK)
+				snprintf(why, sizeof(why), "%s", curl_easy_strerror(m->data.result));
+			else
 				snprintf(why, sizeof(why), "HTTP %ld", code);
-			hook_failed(h, wh, why);
+			hook_failed(h, &sl->w, why);
 		}
-	}
-	for (i = 0; i < n; i++) {
-		if (e[i] != NULL) {
-			curl_multi_remove_handle(h->multi, e[i]);
-			curl_easy_cleanup(e[i]);
-		}
-		curl_slist_free_all(hdr[i]);
-		webhook_free(&w[i]);
+		curl_multi_remove_handle(h->multi, sl->e);
+		curl_easy_cleanup(sl->e);
+		curl_slist_free_all(sl->hdr);
+		webhook_free(&sl->w);
+		sl->e = NULL;
+		sl->hdr = NULL;
+		h->busy--;
+		n++;
 	}
 	return n;
 }
@@ -200,21 +224,17 @@ sweep(struct hookd *h)
 	return n;
 }
 
-static void
-nap_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-/* The thread: until *stop, send webhooks and sweep, napping when idle. */
+/*
+ * The thread: until *stop, start due webhooks, sweep, and wait a little
+ * for the requests in flight (or, with nothing to do, for the next poll).
+ */
 void *
 webhookd_run(void *arg)
 {
 	struct webhookd *wd = arg;
 	struct hookd h = { .cfg = wd->cfg };
-	size_t did;
+	int idle_ms = wd->cfg->push_poll_ms > 200 ? 200 : wd->cfg->push_poll_ms;
+	size_t did, i;
 
 	h.db = db_new(wd->cfg);
 	h.grip = grip_pub_new(wd->cfg->pushpin_publish, wd->cfg->pushpin_timeout_ms);
@@ -225,11 +245,20 @@ webhookd_run(void *arg)
 		goto out;
 	}
 	while (!*wd->stop) {
-		did = send_hooks(&h) + sweep(&h);
-		if (wd->once)
+		did = start(&h) + sweep(&h);
+		curl_multi_poll(h.multi, NULL, 0, did ? 0 : h.busy ? 20 : idle_ms, NULL);
+		did += reap(&h);
+		if (wd->once && did == 0 && h.busy == 0)
 			break;
-		if (did == 0)
-			nap_ms(wd->cfg->push_poll_ms > 200 ? 200 : wd->cfg->push_poll_ms);
+	}
+	/* stopping: what is in flight is not recorded; its lease makes it due again */
+	for (i = 0; i < HOOK_SLOTS; i++) {
+		if (h.slot[i].e == NULL)
+			continue;
+		curl_multi_remove_handle(h.multi, h.slot[i].e);
+		curl_easy_cleanup(h.slot[i].e);
+		curl_slist_free_all(h.slot[i].hdr);
+		webhook_free(&h.slot[i].w);
 	}
 out:
 	if (h.multi != NULL)

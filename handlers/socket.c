@@ -29,7 +29,8 @@ enum {
 	E_VERSION	= 4007,
 	E_NO_VERSION	= 4008,
 	E_UNAUTHORIZED	= 4009,
-	E_RECONNECT	= 4200,
+	E_BACKOFF	= 4100,	/* reconnect after a while */
+	E_RECONNECT	= 4200,	/* reconnect now */
 };
 
 /* One request's state: the socket, what to answer, what to publish after. */
@@ -98,13 +99,17 @@ grip_subscribe(struct sock *s, const char *gch)
 	grip_out_control(&s->out, c);
 }
 
-/* Unless stated, a DB failure makes the client reconnect (and retry). */
+/*
+ * The channel state store failed: the client reconnects after a backoff
+ * (4100) and subscribes again, rather than believe in a subscription
+ * that was not recorded.
+ */
 static void
 store_down(struct sock *s, int rc)
 {
 	log_warn("socket %s of app %s: channel state store failed (%d)", s->socket_id,
 	    s->r->app.id, rc);
-	say_error(s, E_RECONNECT, "the channel state store is unavailable; reconnect", 1);
+	say_error(s, E_BACKOFF, "the channel state store is unavailable; reconnect later", 1);
 }
 
 /* ---- connection ------------------------------------------------------- */
