@@ -72,17 +72,18 @@ db_conn_remove(struct db *d, const char *app_id, const char *socket_id)
 	return db_commit(d);
 }
 
-struct occupancy {
-	long long	subs, same_user;
+/* Two counts of one row: subscriptions, and users (or one user's sockets). */
+struct counts {
+	long long	subs, users;
 };
 
 static int
-row_occupancy(const struct db_row *row, void *arg)
+row_counts(const struct db_row *row, void *arg)
 {
-	struct occupancy *o = arg;
+	struct counts *c = arg;
 
-	o->subs = strtoll(row->col[0], NULL, 10);
-	o->same_user = row->col[1] ? strtoll(row->col[1], NULL, 10) : 0;
+	c->subs = strtoll(row->col[0], NULL, 10);
+	c->users = row->col[1] ? strtoll(row->col[1], NULL, 10) : 0;	/* SUM of nothing */
 	return 1;
 }
 
@@ -94,15 +95,15 @@ row_occupancy(const struct db_row *row, void *arg)
  */
 static int
 occupancy(struct db *d, const char *app_id, const char *channel, const char *user_id,
-    struct occupancy *o)
+    struct counts *o)
 {
 	static const char sql[] = "SELECT COUNT(*), SUM(user_id = ?)"
 	    " FROM channel_subscriptions WHERE app_id = ? AND channel = ? FOR UPDATE";
 	struct db_val v[] = { user_id ? DB_STR(user_id) : DB_NUL, DB_STR(app_id),
 	    DB_STR(channel) };
 
-	o->subs = o->same_user = 0;
-	return db_query(d, sql, v, 3, row_occupancy, o);
+	o->subs = o->users = 0;
+	return db_query(d, sql, v, 3, row_counts, o);
 }
 
 /*
@@ -125,7 +126,7 @@ db_sub_add(struct db *d, const char *app_id, const char *channel, const char *so
 	struct db_val v[] = { DB_STR(app_id), DB_STR(channel), DB_STR(socket_id),
 	    user_id ? DB_STR(user_id) : DB_NUL, user_info ? DB_STR(user_info) : DB_NUL,
 	    DB_I64(now_ms()) };
-	struct occupancy before;
+	struct counts before;
 	unsigned long long n = 0;
 	int rc;
 
@@ -138,7 +139,7 @@ db_sub_add(struct db *d, const char *app_id, const char *channel, const char *so
 		return rc;
 	chg->added = n == 1;	/* 0: it was there already */
 	chg->occupied = chg->added && before.subs == 0;
-	chg->member_added = chg->added && user_id != NULL && before.same_user == 0;
+	chg->member_added = chg->added && user_id != NULL && before.users == 0;
 	return 0;
 }
 
@@ -165,7 +166,7 @@ db_sub_remove(struct db *d, const char *app_id, const char *channel, const char 
 	static const char sql[] = "DELETE FROM channel_subscriptions"
 	    " WHERE app_id = ? AND channel = ? AND socket_id = ?";
 	struct db_val v[] = { DB_STR(app_id), DB_STR(channel), DB_STR(socket_id) };
-	struct occupancy after;
+	struct counts before, after;
 	unsigned long long n = 0;
 	char *user = NULL;
 	int rc;
@@ -174,18 +175,18 @@ db_sub_remove(struct db *d, const char *app_id, const char *channel, const char 
 		return db_exec(d, sql, v, 3, NULL);
 	memset(chg, 0, sizeof(*chg));
 	/* lock the channel first, as a join does: one order, no deadlock */
-	if ((rc = occupancy(d, app_id, channel, NULL, &after)) != 0 ||
+	if ((rc = occupancy(d, app_id, channel, NULL, &before)) != 0 ||
 	    (rc = db_query(d, mine, v, 3, row_user_id, &user)) != 0 ||
 	    (rc = db_exec(d, sql, v, 3, &n)) != 0)
 		goto out;
 	if (n == 0)
 		goto out;
 	chg->removed = 1;
-	chg->vacated = after.subs == 1;
+	chg->vacated = before.subs == 1;	/* it was the last one */
 	if (user != NULL) {
 		if ((rc = occupancy(d, app_id, channel, user, &after)) != 0)
 			goto out;
-		chg->member_removed = after.same_user == 0;
+		chg->member_removed = after.users == 0;
 		chg->user_id = user;
 		user = NULL;
 	}
@@ -318,20 +319,6 @@ db_presence_members(struct db *d, const char *app_id, const char *channel, int l
 	struct db_val v[] = { DB_STR(app_id), DB_STR(channel), DB_I64(limit) };
 
 	return db_query(d, sql, v, 3, row_member, members);
-}
-
-struct counts {
-	long long subs, users;
-};
-
-static int
-row_counts(const struct db_row *row, void *arg)
-{
-	struct counts *c = arg;
-
-	c->subs = strtoll(row->col[0], NULL, 10);
-	c->users = strtoll(row->col[1], NULL, 10);
-	return 1;
 }
 
 /* Subscription count and distinct presence users of one channel. */

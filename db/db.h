@@ -70,6 +70,7 @@ int	db_query(struct db *, const char *sql, const struct db_val *, size_t nparams
 int	db_query_i64(struct db *, const char *sql, const struct db_val *, size_t,
 	    long long *out);
 int	db_last_errno(const struct db *);
+int	db_retryable(const struct db *, int rc);
 int	db_page_full(json_object *items, size_t limit, int *has_more);
 int	db_run_script(struct db *, const char *sql);
 

@@ -117,6 +117,17 @@ db_last_errno(const struct db *d)
 }
 
 /*
+ * Whether a failed transaction may simply be run again: it lost a
+ * deadlock or waited too long for a lock (1213, 1205), so nothing of it
+ * was committed.
+ */
+int
+db_retryable(const struct db *d, int rc)
+{
+	return rc == DB_ERROR && (d->last_errno == 1213 || d->last_errno == 1205);
+}
+
+/*
  * For a listing's row callback: whether items already holds a page of
  * limit.  Listings ask for limit + 1 rows; the extra one only says there
  * is more (*has_more), and stops the fetch.

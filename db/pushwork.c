@@ -576,7 +576,7 @@ db_pushwork_record(struct db *d, struct push_batch *b)
 
 	for (attempt = 0; attempt < 3; attempt++) {
 		rc = record(d, b);
-		if (rc != DB_ERROR || (db_last_errno(d) != 1213 && db_last_errno(d) != 1205))
+		if (!db_retryable(d, rc))
 			break;
 	}
 	return rc;

@@ -427,7 +427,7 @@ group_tx_retry(struct db *d, struct pub **g, size_t n)
 
 	for (attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
 		rc = group_tx(d, g, n);
-		if (rc != DB_ERROR || (db_last_errno(d) != 1213 && db_last_errno(d) != 1205))
+		if (!db_retryable(d, rc))
 			break;
 	}
 	return rc;

@@ -140,7 +140,7 @@ message_tx(struct req *r, struct resp *p, const char *what, msg_apply_fn apply, 
 	struct tx t = { .apply = apply, .arg = arg, .mark_duplicate = mark_duplicate };
 	json_object *answer = NULL;
 	char *scope = NULL;
-	int rc, attempt, e;
+	int rc, attempt;
 
 	if ((rc = idem_key_of(r, p, &t.key)) != 0)
 		return rc;
@@ -152,8 +152,7 @@ message_tx(struct req *r, struct resp *p, const char *what, msg_apply_fn apply, 
 	}
 	for (attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
 		rc = tx_once(r, p, &t, &answer);
-		e = db_last_errno(r->w->db);
-		if (rc != DB_ERROR || (e != 1213 && e != 1205))
+		if (!db_retryable(r->w->db, rc))
 			break;
 	}
 	if (rc < 0)

@@ -157,58 +157,76 @@ rt_webhook(struct db *d, const struct app *a, json_object *events)
 	return rc;
 }
 
-static int
-retryable(struct db *d, int rc)
+/* The webhook events of a change, in Pusher's order. */
+static json_object *
+change_events(const char *channel, const struct sub_change *c, const char *user_id)
 {
-	return rc == DB_ERROR && (db_last_errno(d) == 1213 || db_last_errno(d) == 1205);
+	json_object *ev = json_object_new_array();
+
+	if (c->occupied)
+		json_object_array_add(ev, hook_event("channel_occupied", channel, NULL));
+	if (c->member_added)
+		json_object_array_add(ev, hook_event("member_added", channel, user_id));
+	if (c->member_removed)
+		json_object_array_add(ev, hook_event("member_removed", channel, c->user_id));
+	if (c->vacated)
+		json_object_array_add(ev, hook_event("channel_vacated", channel, NULL));
+	return ev;
 }
 
 /*
- * Subscribe socket_id to channel, with user_id/user_info for presence.
- * In one transaction: the subscription and its webhooks
- * (channel_occupied, member_added).  After commit, a new member is
- * announced to the channel's other subscribers.  *added says whether the
- * subscription is new.  Returns 0 or a DB_* code.
+ * A join (leave = 0; user_id and user_info for presence) or a leave, and
+ * the webhooks it causes, in one transaction, redone after a deadlock
+ * (joins and leaves of one channel lock its rows).  chg says what changed.
  */
-int
-rt_join(struct rt *t, const char *channel, const char *socket_id, const char *user_id,
-    const char *user_info, int *added)
+static int
+change_tx(struct rt *t, int leave, const char *channel, const char *socket_id,
+    const char *user_id, const char *user_info, struct sub_change *chg)
 {
-	struct sub_change chg;
-	json_object *ev;
 	int rc = DB_ERROR, attempt;
 
 	for (attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
 		if ((rc = db_begin(t->db)) != 0)
 			return rc;
-		ev = json_object_new_array();
-		if ((rc = db_sub_add(t->db, t->app->id, channel, socket_id, user_id, user_info,
-		    &chg)) == 0) {
-			if (chg.occupied)
-				json_object_array_add(ev, hook_event("channel_occupied", channel,
-				    NULL));
-			if (chg.member_added)
-				json_object_array_add(ev, hook_event("member_added", channel,
-				    user_id));
-			rc = rt_webhook(t->db, t->app, ev);
-			ev = NULL;
-		}
-		json_object_put(ev);
+		sub_change_free(chg);
+		rc = leave ? db_sub_remove(t->db, t->app->id, channel, socket_id, chg) :
+		    db_sub_add(t->db, t->app->id, channel, socket_id, user_id, user_info, chg);
+		if (rc == 0)
+			rc = rt_webhook(t->db, t->app, change_events(channel, chg, user_id));
 		if (rc == 0 && (rc = db_commit(t->db)) == 0)
-			break;
+			return 0;
 		db_rollback(t->db);
-		if (!retryable(t->db, rc))
-			return rc;
+		if (!db_retryable(t->db, rc))
+			break;
 	}
-	if (rc != 0)
+	return rc;
+}
+
+/*
+ * Subscribe socket_id to channel, with user_id/user_info for presence:
+ * the subscription and its webhooks (channel_occupied, member_added),
+ * then a new member is announced to the channel's other subscribers.
+ * *added says whether the subscription is new.  Returns 0 or DB_*.
+ */
+int
+rt_join(struct rt *t, const char *channel, const char *socket_id, const char *user_id,
+    const char *user_info, int *added)
+{
+	struct sub_change chg = { 0 };
+	json_object *d, *items;
+	const char *ds;
+	int rc;
+
+	if ((rc = change_tx(t, 0, channel, socket_id, user_id, user_info, &chg)) != 0)
 		return rc;
 	*added = chg.added;
 	if (chg.member_added && t->grip != NULL) {
-		json_object *d = json_object_new_object(), *items = json_object_new_array();
+		d = json_object_new_object();
 		json_object_object_add(d, "user_id", json_object_new_string(user_id));
 		json_object_object_add(d, "user_info", user_info ?
 		    json_tokener_parse(user_info) : NULL);
-		const char *ds = json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN);
+		ds = json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN);
+		items = json_object_new_array();
 		rt_item_add(items, t->app->id, channel, rt_message("pusher_internal:member_added",
 		    channel, ds, strlen(ds), NULL), socket_id);
 		json_object_put(d);
@@ -219,40 +237,19 @@ rt_join(struct rt *t, const char *channel, const char *socket_id, const char *us
 
 /*
  * Unsubscribe socket_id from channel: its webhooks (member_removed,
- * channel_vacated) in the same transaction, then member_removed to the
- * channel when the user's last socket left.  Not subscribed: 0.
+ * channel_vacated), then member_removed to the channel when the user's
+ * last socket left.  Not subscribed: 0, nothing happens.
  */
 int
 rt_leave(struct rt *t, const char *channel, const char *socket_id)
 {
 	struct sub_change chg = { 0 };
-	json_object *ev;
-	int rc = DB_ERROR, attempt;
+	json_object *d;
+	int rc;
 
-	for (attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
-		if ((rc = db_begin(t->db)) != 0)
-			return rc;
-		ev = json_object_new_array();
-		sub_change_free(&chg);
-		if ((rc = db_sub_remove(t->db, t->app->id, channel, socket_id, &chg)) == 0) {
-			if (chg.member_removed)
-				json_object_array_add(ev, hook_event("member_removed", channel,
-				    chg.user_id));
-			if (chg.vacated)
-				json_object_array_add(ev, hook_event("channel_vacated", channel,
-				    NULL));
-			rc = rt_webhook(t->db, t->app, ev);
-			ev = NULL;
-		}
-		json_object_put(ev);
-		if (rc == 0 && (rc = db_commit(t->db)) == 0)
-			break;
-		db_rollback(t->db);
-		if (!retryable(t->db, rc))
-			break;
-	}
+	rc = change_tx(t, 1, channel, socket_id, NULL, NULL, &chg);
 	if (rc == 0 && chg.member_removed && !chg.vacated && t->grip != NULL) {
-		json_object *d = json_object_new_object();
+		d = json_object_new_object();
 		json_object_object_add(d, "user_id", json_object_new_string(chg.user_id));
 		rt_deliver(t->grip, t->app->id, channel, "pusher_internal:member_removed",
 		    json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN), NULL);

@@ -366,6 +366,12 @@ on_subscribe(struct sock *s, json_object *data)
 	grip_subscribe(s, gch);
 	if (presence) {
 		json_object *d = presence_data(s, ch, &rc);
+		if (rc != 0) {
+			/* subscribed, but the member list is unknown: start over */
+			json_object_put(d);
+			free(user);
+			return store_down(s, rc);
+		}
 		say_event(s, "pusher_internal:subscription_succeeded", ch, d);
 	} else
 		say_event(s, "pusher_internal:subscription_succeeded", ch, json_object_new_object());
