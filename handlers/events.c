@@ -433,13 +433,40 @@ group_tx_retry(struct db *d, struct pub **g, size_t n)
 	return rc;
 }
 
+/*
+ * Hand what a group just stored to the subscribers, through every
+ * Pushpin instance, in one request for the whole group: each new event
+ * on each of its channels, except to the socket_id that sent it (SPEC 3).
+ * After the commit and before any answer: a client that publishes twice
+ * in a row is delivered in that order.  A Pushpin that is down costs its
+ * clients the live copy, not the event.
+ */
+static void
+deliver(struct grip_pub *grip, struct pub *const *g, size_t n)
+{
+	json_object *items;
+	const struct ev *e;
+	size_t i, k, c;
+
+	if (grip == NULL)
+		return;
+	items = json_object_new_array();
+	for (i = 0; i < n; i++)
+		for (k = 0; k < g[i]->n; k++)
+			for (e = &g[i]->evs[k], c = 0; !e->dup && c < e->nchannels; c++)
+				rt_item_add(items, g[i]->r->app.id, e->channels[c],
+				    rt_message(e->name, e->channels[c], e->datap, e->datalen,
+				    NULL), e->socket_id);
+	rt_publish(grip, items);
+}
+
 /* gc_ops.run: commit a group; if it fails for a reason of its own, each publish alone. */
 static void
 pub_run(struct gc_item **items, size_t n, void *ctx)
 {
 	struct worker *w = ctx;
-	struct pub *g[GC_MAX_GROUP];
-	size_t i;
+	struct pub *g[GC_MAX_GROUP], *stored[GC_MAX_GROUP];
+	size_t i, k = 0;
 	int rc;
 
 	for (i = 0; i < n; i++)
@@ -447,11 +474,15 @@ pub_run(struct gc_item **items, size_t n, void *ctx)
 	rc = group_tx_retry(w->db, g, n);
 	for (i = 0; i < n; i++)
 		items[i]->rc = rc;
-	if (rc != DB_ERROR || n == 1)
-		return;
-	/* one publish's failure must not fail the others */
+	if (rc == DB_ERROR && n > 1) {
+		/* one publish's failure must not fail the others */
+		for (i = 0; i < n; i++)
+			items[i]->rc = group_tx_retry(w->db, &g[i], 1);
+	}
 	for (i = 0; i < n; i++)
-		items[i]->rc = group_tx_retry(w->db, &g[i], 1);
+		if (items[i]->rc == 0 && !g[i]->answered)
+			stored[k++] = g[i];
+	deliver(w->grip, stored, k);
 }
 
 static int
@@ -497,29 +528,6 @@ pub_conflicts(const struct gc_item *cand, struct gc_item *const *group, size_t n
 static const struct gc_ops pub_ops = { pub_conflicts, pub_run };
 
 /*
- * Hand what was just stored to the subscribers, through every Pushpin
- * instance, in one request: each new event on each of its channels,
- * except to the socket_id that sent it (SPEC 3).  After the commit: a
- * Pushpin that is down costs its clients the live copy, not the event.
- */
-static void
-deliver(struct req *r, const struct ev *evs, size_t n)
-{
-	json_object *items;
-	size_t i, c;
-
-	if (r->w->grip == NULL)
-		return;
-	items = json_object_new_array();
-	for (i = 0; i < n; i++)
-		for (c = 0; !evs[i].dup && c < evs[i].nchannels; c++)
-			rt_item_add(items, r->app.id, evs[i].channels[c],
-			    rt_message(evs[i].name, evs[i].channels[c], evs[i].datap,
-			    evs[i].datalen, NULL), evs[i].socket_id);
-	rt_publish(r->w->grip, items);
-}
-
-/*
  * Store a validated set of events durably, with request-level (req_key)
  * and event-level idempotency, and answer.  Statuses: 200, 409
  * idempotency_conflict, 503 (MariaDB down; nothing committed), 500.
@@ -546,8 +554,8 @@ publish(struct req *r, struct resp *p, struct ev *evs, size_t n, const char *req
 	}
 	if (r->w->publishes != NULL)
 		rc = gc_submit(r->w->publishes, &item, &pub_ops, r->w);
-	else
-		rc = group_tx_retry(r->w->db, (struct pub *[]){ &u }, 1);
+	else if ((rc = group_tx_retry(r->w->db, (struct pub *[]){ &u }, 1)) == 0 && !u.answered)
+		deliver(r->w->grip, (struct pub *[]){ &u }, 1);
 	if (rc != 0)
 		return store_error(p, rc, "the message store", "the events could not be stored");
 	if (u.answered)
@@ -555,7 +563,6 @@ publish(struct req *r, struct resp *p, struct ev *evs, size_t n, const char *req
 	for (i = 0; i < n; i++)
 		events += evs[i].dup ? 0 : (unsigned)evs[i].nchannels;
 	metrics_count_publish(events);
-	deliver(r, evs, n);
 	if (req_key != NULL)
 		idem_to_cache(r, req_key, req_hash, 200,
 		    json_object_to_json_string_ext(u.out, JSON_C_TO_STRING_PLAIN),
