@@ -182,6 +182,7 @@ struct resp {
 	int		 status;
 	json_object	*json;		/* owned; NULL with text */
 	char		*text;		/* owned */
+	size_t		 textlen;
 	const char	*content_type;
 	char		 allow[64];	/* for 405 */
 	int		 retry_after;	/* seconds, 0 = none */
@@ -199,6 +200,7 @@ void	resp_init(struct resp *);
 void	resp_free(struct resp *);
 int	resp_json(struct resp *, int status, json_object *);
 int	resp_text(struct resp *, int status, const char *ctype, const char *text);
+int	resp_bytes(struct resp *, int status, const char *ctype, const char *buf, size_t len);
 int	resp_error(struct resp *, int status, const char *code, const char *fmt, ...)
 	    __attribute__((format(printf, 4, 5)));
 int	resp_unavailable(struct resp *, const char *dependency);

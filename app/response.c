@@ -69,9 +69,20 @@ resp_json(struct resp *p, int status, json_object *j)
 int
 resp_text(struct resp *p, int status, const char *ctype, const char *text)
 {
+	return resp_bytes(p, status, ctype, text, strlen(text));
+}
+
+/* Answer with len bytes that may hold NULs (a WebSocket close code). */
+int
+resp_bytes(struct resp *p, int status, const char *ctype, const char *buf, size_t len)
+{
 	resp_clear(p);
 	p->status = status;
-	p->text = strdup(text);
+	if ((p->text = malloc(len + 1)) != NULL) {
+		memcpy(p->text, buf, len);
+		p->text[len] = '\0';
+		p->textlen = len;
+	}
 	p->content_type = ctype;
 	return status == 200 ? 0 : status;
 }
@@ -143,8 +154,10 @@ resp_body(const struct resp *p, size_t *len)
 	if (p->json != NULL)
 		b = json_object_to_json_string_ext(p->json, JSON_C_TO_STRING_PLAIN |
 		    JSON_C_TO_STRING_NOSLASHESCAPE);
-	else if (p->text != NULL)
-		b = p->text;
+	else if (p->text != NULL) {
+		*len = p->textlen;
+		return p->text;
+	}
 	*len = strlen(b);
 	return b;
 }

@@ -575,7 +575,7 @@ h_socket_events(struct req *r, struct resp *p)
 	}
 	if (n == 0 && s.socket_id[0] != '\0' && rc == 0)
 		(void)renew(&s);	/* a keep-alive */
-	resp_text(p, 200, WS_CONTENT_TYPE, s.out.buf ? s.out.buf : "");
+	resp_bytes(p, 200, WS_CONTENT_TYPE, s.out.buf ? s.out.buf : "", s.out.len);
 	/* grip on, without Pushpin's "m:" prefix on messages to the client */
 	resp_header(p, "Sec-WebSocket-Extensions", "grip; message-prefix=\"\"");
 	snprintf(ka, sizeof(ka), "%d", r->cfg->ws_keepalive_s);

@@ -70,6 +70,22 @@ describe('connection', () => {
     }
   });
 
+  it('a client\'s close is acknowledged with its code (also 4096, a zero byte) and it leaves', async () => {
+    const WebSocket = require('ws');
+    const name = L.uniq('bye');
+    const ws = new WebSocket(`ws://${R.wsUrls()[0].host}/app/${app.key}?protocol=7`);
+    const msgs = [];
+    ws.on('message', (m) => msgs.push(JSON.parse(m.toString())));
+    await L.waitFor(() => msgs.length >= 1, { timeoutMs: 5000, what: 'connection_established' });
+    ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: name } }));
+    await L.waitFor(() => msgs.length >= 2, { timeoutMs: 5000, what: 'subscribed' });
+    const closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+    ws.close(4096, 'bye');
+    assert.equal(await closed, 4096);
+    await L.waitFor(async () => (await channelInfo(name)).occupied === false,
+      { timeoutMs: 2000, what: 'left its channel' });
+  });
+
   it('a request to the socket route that does not come from Pushpin → 401 JSON', async () => {
     const r = await L.rawRequest({ method: 'POST', path: `/app/${app.key}?protocol=7`,
       headers: { 'Content-Type': 'application/websocket-events' }, body: 'OPEN\r\n' });
