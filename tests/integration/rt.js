@@ -50,7 +50,10 @@ function client(app, opts = {}) {
     },
   });
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no connection to ${url}`)), 10000);
+    const t = setTimeout(() => {
+      c.disconnect();	// else it retries forever and keeps node running
+      reject(new Error(`no connection to ${url}`));
+    }, 10000);
     c.connection.bind('connected', () => {
       clearTimeout(t);
       c.socketId = c.connection.socket_id;

@@ -557,16 +557,26 @@ describe('push: MariaDB restarts during delivery', () => {
 
 /* ---- realtime (issue 5) ---------------------------------------------- */
 
+// Clients of the realtime tests, closed whatever happens: an open one keeps
+// node (and so make check) running.
+const rtClients = [];
+async function rtClient(opts) {
+  const c = await require('./rt').client(app, opts);
+  rtClients.push(c);
+  return c;
+}
+after(() => { for (const c of rtClients) c.disconnect(); });
+
 describe('realtime: memcached restarted', () => {
   it('subscribers keep receiving; new subscriptions and channel state still work', async () => {
     const R = require('./rt');
     const srv = R.server(app);
     const name = L.uniq('mc');
-    const a = await R.client(app);
+    const a = await rtClient();
     const got = R.record((await R.subscribe(a, name)).ch);
     devstackOk('restart', 'memcached');
     await srv.trigger(name, 'after-restart', 1);
-    const b = await R.client(app, { instance: 1 });
+    const b = await rtClient({ instance: 1 });
     await R.subscribe(b, name);
     await L.waitFor(() => got.length === 1, { timeoutMs: 5000, what: 'delivery after the restart' });
     await L.waitFor(async () => {
@@ -584,9 +594,9 @@ describe('realtime: a Pushpin instance killed (no goodbyes) and restarted', () =
     const R = require('./rt');
     const lease = Number(L.confValue('ws_lease_s') || 60);
     const name = `presence-${L.uniq('ghost')}`;
-    const watcher = await R.client(app, { user: { user_id: 'watcher' } });
+    const watcher = await rtClient({ user: { user_id: 'watcher' } });
     const { ch } = await R.subscribe(watcher, name);
-    const doomed = await R.client(app, { instance: 1, user: { user_id: 'ghost' } });
+    const doomed = await rtClient({ instance: 1, user: { user_id: 'ghost' } });
     await R.subscribe(doomed, name);
     const left = R.next(ch, 'pusher:member_removed', (lease + 30) * 1000);
     // SIGKILL the runner and each of its processes: nothing reaches the pool
@@ -610,7 +620,7 @@ describe('realtime: a Pushpin instance killed (no goodbyes) and restarted', () =
     devstackOk('start', 'pushpin2');
     // the restarted instance serves again (a client retries, as pusher-js does)
     let back;
-    for (let i = 0; !back && i < 3; i++) back = await R.client(app, { instance: 1 }).catch(() => null);
+    for (let i = 0; !back && i < 3; i++) back = await rtClient({ instance: 1 }).catch(() => null);
     assert.ok(back, 'no connection through the restarted Pushpin');
     const got = R.record((await R.subscribe(back, name + '-x')).ch);
     await R.server(app).trigger(name + '-x', 'hello', 1);
