@@ -165,6 +165,7 @@ struct req {
 	char			*meta_user;	/* Meta-User: the socket_id */
 	char			*meta_uid;	/* Meta-Uid: the signed-in user */
 	char			*meta_renew;	/* Meta-Renew: last lease renewal, s */
+	char			*meta_seen;	/* Meta-Seen: the client's last message, s */
 	char			*body;		/* NUL-terminated copy */
 	size_t			 bodylen;
 	long long		 content_length;

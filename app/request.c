@@ -33,6 +33,7 @@ req_free(struct req *r)
 	free(r->meta_user);
 	free(r->meta_uid);
 	free(r->meta_renew);
+	free(r->meta_seen);
 	free(r->body);
 	for (i = 0; i < r->nparams; i++) {
 		free(r->params[i].key);

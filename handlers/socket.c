@@ -31,6 +31,7 @@ enum {
 	E_UNAUTHORIZED	= 4009,
 	E_BACKOFF	= 4100,	/* reconnect after a while */
 	E_RECONNECT	= 4200,	/* reconnect now */
+	E_NO_PONG	= 4201,
 };
 
 /* One request's state: the socket, what to answer, what to publish after. */
@@ -43,6 +44,8 @@ struct sock {
 	int		 closed;	/* the answer closes the socket */
 	struct resp	*p;		/* for Set-Meta-* headers */
 };
+
+static void	on_gone(struct sock *);
 
 static void
 say(struct sock *s, char *msg)
@@ -135,6 +138,54 @@ set_renewed(struct sock *s)
 	resp_header(s->p, "Set-Meta-Renew", now);
 }
 
+/* The client spoke (any message, a pusher:pong included). */
+static void
+set_seen(struct sock *s)
+{
+	char now[24];
+
+	snprintf(now, sizeof(now), "%lld", (long long)(now_ms() / 1000));
+	resp_header(s->p, "Set-Meta-Seen", now);
+}
+
+/*
+ * Have Pushpin send the client a pusher:ping every `every` seconds
+ * (Pusher's activity check from the server side): a live client
+ * answers pusher:pong, which is a message, so it stays seen.
+ */
+static void
+ping_every(struct sock *s, int every)
+{
+	json_object *c = json_object_new_object();
+
+	json_object_object_add(c, "type", json_object_new_string("keep-alive"));
+	json_object_object_add(c, "content",
+	    json_object_new_string("{\"event\":\"pusher:ping\",\"data\":\"{}\"}"));
+	json_object_object_add(c, "timeout", json_object_new_int(every));
+	json_object_object_add(c, "mode", json_object_new_string("interval"));
+	grip_out_control(&s->out, c);
+}
+
+/*
+ * A client silent for two pings and a keep-alive (it vanished, yet its
+ * TCP connection looks open to Pushpin) is closed: 4201, Pusher's "pong
+ * reply not received".  Returns 1 when closed.
+ */
+static int
+gone_silent(struct sock *s)
+{
+	struct req *r = s->r;
+	long long seen;
+
+	if (r->meta_seen == NULL || str_to_ll(r->meta_seen, 0, INT64_MAX, &seen) != 0)
+		return 0;
+	if (now_ms() / 1000 - seen <= 2LL * r->cfg->ws_activity_timeout_s + r->cfg->ws_keepalive_s)
+		return 0;
+	say_error(s, E_NO_PONG, "Pong reply not received", 1);
+	on_gone(s);
+	return 1;
+}
+
 static int64_t
 lease_end(const struct sock *s)
 {
@@ -166,6 +217,8 @@ on_open(struct sock *s)
 	resp_header(s->p, "Set-Meta-User", s->socket_id);
 	control(s, "set-meta", "name", "user", "value", s->socket_id);
 	set_renewed(s);
+	set_seen(s);
+	ping_every(s, r->cfg->ws_activity_timeout_s);
 	rt_socket_channel(sch, sizeof(sch), r->app.id, s->socket_id);
 	grip_subscribe(s, sch);
 	snprintf(data, sizeof(data), "{\"socket_id\":\"%s\",\"activity_timeout\":%d}",
@@ -559,6 +612,7 @@ h_socket_events(struct req *r, struct resp *p)
 			/* not a socket we opened: close it */
 			say_error(&s, E_RECONNECT, "unknown connection; reconnect", 1);
 		} else if (grip_is(&ev[i], "TEXT")) {
+			set_seen(&s);
 			if (renew(&s) == 0)
 				on_text(&s, ev[i].content, ev[i].len);
 		} else if (grip_is(&ev[i], "PING"))
@@ -573,7 +627,7 @@ h_socket_events(struct req *r, struct resp *p)
 			s.closed = 1;
 		}
 	}
-	if (n == 0 && s.socket_id[0] != '\0' && rc == 0)
+	if (n == 0 && s.socket_id[0] != '\0' && rc == 0 && !gone_silent(&s))
 		(void)renew(&s);	/* a keep-alive */
 	resp_bytes(p, 200, WS_CONTENT_TYPE, s.out.buf ? s.out.buf : "", s.out.len);
 	/* grip on, without Pushpin's "m:" prefix on messages to the client */
