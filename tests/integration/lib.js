@@ -256,7 +256,8 @@ function sqlQuote(s) {
 function sql(statement) {
   const socket = process.env.MARIADB_SOCKET;
   const db = process.env.SOCKUDO_DB_NAME || 'sockudo';
-  const args = ['--no-defaults', '-u', 'root', '-N', '-B', '-r', db];
+  // utf8mb4 whatever the locale: under LANG=C the client would talk latin1
+  const args = ['--no-defaults', '--default-character-set=utf8mb4', '-u', 'root', '-N', '-B', '-r', db];
   if (socket) args.splice(1, 0, `--socket=${socket}`);
   const r = spawnSync('mariadb', args, { input: statement, encoding: 'utf8', timeout: 30000 });
   if (r.status !== 0) throw new Error(`mariadb failed (${r.status}): ${r.stderr}\nSQL: ${statement}`);

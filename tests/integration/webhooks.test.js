@@ -120,7 +120,7 @@ function queued(a, extra = '') {
 // claims them, a few ms): stop() → the highest count seen per app id.
 function sampler(appIds) {
   const socket = process.env.MARIADB_SOCKET;
-  const args = ['--no-defaults', '-u', 'root', '-N', '-B', '-r', '-n',
+  const args = ['--no-defaults', '--default-character-set=utf8mb4', '-u', 'root', '-N', '-B', '-r', '-n',
     process.env.SOCKUDO_DB_NAME || 'sockudo'];
   if (socket) args.splice(1, 0, `--socket=${socket}`);
   const p = spawn('mariadb', args, { stdio: ['pipe', 'pipe', 'inherit'] });
