@@ -7,7 +7,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const L = require('./lib');
 
 const q = L.sqlQuote;
@@ -626,5 +626,56 @@ describe('realtime: a Pushpin instance killed (no goodbyes) and restarted', () =
     await R.server(app).trigger(name + '-x', 'hello', 1);
     await L.waitFor(() => got.length === 1, { timeoutMs: 5000, what: 'delivery via the restarted instance' });
     R.closeAll(watcher, back);
+  });
+});
+
+describe('realtime: a client that freezes (its TCP still open)', () => {
+  // Pushpin pings every ws_activity_timeout_s (120 s by default): made 5 s
+  // here, by a reload of the pool's configuration, and put back after.
+  const conf = process.env.SOCKUDO_CONF;
+  let saved;
+  before(async () => {
+    saved = fs.readFileSync(conf, 'utf8');
+    fs.writeFileSync(conf, `${saved}ws_activity_timeout_s = 5\n`);
+    devstackOk('reload', 'pool');
+    await L.sleep(1500);	// the new workers take over
+  });
+  after(async () => {
+    fs.writeFileSync(conf, saved);
+    devstack('reload', 'pool');
+    await L.sleep(1500);
+  });
+
+  it('a client that stops answering (its TCP still open) is closed with 4201 and removed', async () => {
+    const R = require('./rt');
+    const act = Number(L.confValue('ws_activity_timeout_s') || 120);
+    assert.ok(act <= 10, `ws_activity_timeout_s is ${act}`);
+    const ka = Number(L.confValue('ws_keepalive_s') || 20);
+    const bound = (2 * act + 2 * ka + 10) * 1000;
+    const name = `presence-${L.uniq('frozen')}`;
+    const watcher = await rtClient({ user: { user_id: 'watcher' } });
+    const { ch } = await R.subscribe(watcher, name);
+    const child = spawn(process.execPath, ['-e', `
+      const R = require(${JSON.stringify(require.resolve('./rt'))});
+      (async () => {
+        const c = await R.client(${JSON.stringify(app)}, { user: { user_id: 'frozen' } });
+        await R.subscribe(c, ${JSON.stringify(name)});
+        console.log('ready');
+      })();`], { env: process.env, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise((resolve) => child.stdout.on('data', (d) => { if (String(d).includes('ready')) resolve(); }));
+      // a live client stays: Pushpin pings it, it answers
+      await L.sleep((act + 2) * 1000);
+      assert.equal((await L.api(app).get(`/channels/${name}`, { info: 'user_count' })).json.user_count, 2, 'a live client was dropped');
+      const left = R.next(ch, 'pusher:member_removed', bound);
+      const stopped = Date.now();
+      child.kill('SIGSTOP');	// no FIN, no close frame: it just stops answering
+      const m = await left;
+      assert.equal(m.id, 'frozen');
+      const took = (Date.now() - stopped) / 1000;
+      assert.ok(took > act, `removed after ${took} s, before it missed a ping`);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
