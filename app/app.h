@@ -369,6 +369,8 @@ int	grip_sig_valid(const char *token, const char *key, int64_t now_s);
 int	grip_init(void);
 struct grip_pub *grip_pub_new(const char *urls, int timeout_ms);
 void	grip_pub_free(struct grip_pub *);
+void	grip_item(json_object *items, const char *channel, const char *content,
+	    const char *sender, int code);
 int	grip_publish(struct grip_pub *, json_object *items);
 
 /* ---- webhookd.c: sockudo-pushd's webhook and sweep thread -------- */

@@ -188,6 +188,37 @@ out:
 
 /* ---- publishing -------------------------------------------------------- */
 
+/*
+ * Add one item to a publish (items, an array): a text message for the
+ * subscribers of channel, or with content NULL the close of their
+ * sockets with code.  sender (may be NULL) is the item's meta "sender",
+ * which Pushpin's skip-self filter compares with each subscriber's meta
+ * "user".
+ */
+void
+grip_item(json_object *items, const char *channel, const char *content, const char *sender,
+    int code)
+{
+	json_object *it = json_object_new_object(), *fmt = json_object_new_object(),
+	    *ws = json_object_new_object(), *meta;
+
+	json_object_object_add(it, "channel", json_object_new_string(channel));
+	if (content != NULL)
+		json_object_object_add(ws, "content", json_object_new_string(content));
+	else {
+		json_object_object_add(ws, "action", json_object_new_string("close"));
+		json_object_object_add(ws, "code", json_object_new_int(code));
+	}
+	json_object_object_add(fmt, "ws-message", ws);
+	json_object_object_add(it, "formats", fmt);
+	if (sender != NULL) {
+		meta = json_object_new_object();
+		json_object_object_add(meta, "sender", json_object_new_string(sender));
+		json_object_object_add(it, "meta", meta);
+	}
+	json_object_array_add(items, it);
+}
+
 /* Once per process, before any thread publishes (libcurl's global state). */
 int
 grip_init(void)

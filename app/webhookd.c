@@ -77,6 +77,9 @@ hook_failed(struct hookd *h, const struct webhook *w, const char *why)
 	int attempts = w->attempts + 1;
 	int64_t delay = (int64_t)h->cfg->webhook_retry_base_ms << (attempts < 20 ? attempts - 1 : 19);
 
+	if (delay > RETRY_MAX_MS)
+		delay = RETRY_MAX_MS;
+
 	if (attempts >= h->cfg->webhook_max_attempts) {
 		log_error("webhook %lld of app %s dropped after %d attempts: %s", w->id,
 		    w->app_id, attempts, why);
@@ -84,9 +87,8 @@ hook_failed(struct hookd *h, const struct webhook *w, const char *why)
 		return;
 	}
 	log_warn("webhook %lld of app %s failed (%s); attempt %d in %lld ms", w->id,
-	    w->app_id, why, attempts + 1, (long long)(delay > RETRY_MAX_MS ? RETRY_MAX_MS : delay));
-	(void)db_webhook_retry(h->db, w->id, attempts, now_ms() +
-	    (delay > RETRY_MAX_MS ? RETRY_MAX_MS : delay), why);
+	    w->app_id, why, attempts + 1, (long long)delay);
+	(void)db_webhook_retry(h->db, w->id, attempts, now_ms() + delay, why);
 }
 
 /*

@@ -143,12 +143,18 @@ db_sub_add(struct db *d, const char *app_id, const char *channel, const char *so
 	return 0;
 }
 
-static int
-row_user_id(const struct db_row *row, void *arg)
-{
-	char **user = arg;
+struct sub_get {
+	int	 found;
+	char	*user_id;
+};
 
-	*user = row->col[0] ? strdup(row->col[0]) : NULL;
+static int
+row_sub(const struct db_row *row, void *arg)
+{
+	struct sub_get *g = arg;
+
+	g->found = 1;
+	g->user_id = row->col[0] ? strdup(row->col[0]) : NULL;
 	return 1;
 }
 
@@ -167,8 +173,8 @@ db_sub_remove(struct db *d, const char *app_id, const char *channel, const char 
 	    " WHERE app_id = ? AND channel = ? AND socket_id = ?";
 	struct db_val v[] = { DB_STR(app_id), DB_STR(channel), DB_STR(socket_id) };
 	struct counts before, after;
+	struct sub_get mine_row = { 0, NULL };
 	unsigned long long n = 0;
-	char *user = NULL;
 	int rc;
 
 	if (chg == NULL)
@@ -176,22 +182,22 @@ db_sub_remove(struct db *d, const char *app_id, const char *channel, const char 
 	memset(chg, 0, sizeof(*chg));
 	/* lock the channel first, as a join does: one order, no deadlock */
 	if ((rc = occupancy(d, app_id, channel, NULL, &before)) != 0 ||
-	    (rc = db_query(d, mine, v, 3, row_user_id, &user)) != 0 ||
+	    (rc = db_query(d, mine, v, 3, row_sub, &mine_row)) != 0 ||
 	    (rc = db_exec(d, sql, v, 3, &n)) != 0)
 		goto out;
 	if (n == 0)
 		goto out;
 	chg->removed = 1;
 	chg->vacated = before.subs == 1;	/* it was the last one */
-	if (user != NULL) {
-		if ((rc = occupancy(d, app_id, channel, user, &after)) != 0)
+	if (mine_row.user_id != NULL) {
+		if ((rc = occupancy(d, app_id, channel, mine_row.user_id, &after)) != 0)
 			goto out;
 		chg->member_removed = after.users == 0;
-		chg->user_id = user;
-		user = NULL;
+		chg->user_id = mine_row.user_id;
+		mine_row.user_id = NULL;
 	}
 out:
-	free(user);
+	free(mine_row.user_id);
 	return rc;
 }
 
@@ -200,21 +206,6 @@ sub_change_free(struct sub_change *chg)
 {
 	free(chg->user_id);
 	chg->user_id = NULL;
-}
-
-struct sub_get {
-	int	 found;
-	char	*user_id;
-};
-
-static int
-row_sub(const struct db_row *row, void *arg)
-{
-	struct sub_get *g = arg;
-
-	g->found = 1;
-	g->user_id = row->col[0] ? strdup(row->col[0]) : NULL;
-	return 1;
 }
 
 /* Whether a socket is on a channel, and as which presence member (malloc'd, or NULL). */

@@ -61,26 +61,11 @@ void
 rt_item_add(json_object *items, const char *app_id, const char *channel, char *content,
     const char *except_socket)
 {
-	json_object *it = json_object_new_object(), *fmt = json_object_new_object(),
-	    *ws = json_object_new_object(), *meta;
 	char gch[300];
 
+	/* every subscription has skip-self: the sender's socket is skipped */
 	rt_grip_channel(gch, sizeof(gch), app_id, channel);
-	json_object_object_add(it, "channel", json_object_new_string(gch));
-	json_object_object_add(ws, "content", json_object_new_string(content ? content : ""));
-	json_object_object_add(fmt, "ws-message", ws);
-	json_object_object_add(it, "formats", fmt);
-	if (except_socket != NULL) {
-		/*
-		 * Every subscription has Pushpin's skip-self filter: the
-		 * subscriber whose meta "user" (its socket_id) equals the
-		 * item's meta "sender" does not get it.
-		 */
-		meta = json_object_new_object();
-		json_object_object_add(meta, "sender", json_object_new_string(except_socket));
-		json_object_object_add(it, "meta", meta);
-	}
-	json_object_array_add(items, it);
+	grip_item(items, gch, content ? content : "", except_socket, 0);
 	free(content);
 }
 
@@ -213,8 +198,7 @@ rt_join(struct rt *t, const char *channel, const char *socket_id, const char *us
     const char *user_info, int *added)
 {
 	struct sub_change chg = { 0 };
-	json_object *d, *items;
-	const char *ds;
+	json_object *d;
 	int rc;
 
 	if ((rc = change_tx(t, 0, channel, socket_id, user_id, user_info, &chg)) != 0)
@@ -225,12 +209,9 @@ rt_join(struct rt *t, const char *channel, const char *socket_id, const char *us
 		json_object_object_add(d, "user_id", json_object_new_string(user_id));
 		json_object_object_add(d, "user_info", user_info ?
 		    json_tokener_parse(user_info) : NULL);
-		ds = json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN);
-		items = json_object_new_array();
-		rt_item_add(items, t->app->id, channel, rt_message("pusher_internal:member_added",
-		    channel, ds, strlen(ds), NULL), socket_id);
+		rt_deliver(t->grip, t->app->id, channel, "pusher_internal:member_added",
+		    json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN), socket_id);
 		json_object_put(d);
-		rt_publish(t->grip, items);
 	}
 	return 0;
 }
@@ -306,30 +287,16 @@ void
 rt_close_socket(struct grip_pub *g, const char *app_id, const char *socket_id, int code,
     const char *why)
 {
-	json_object *items, *it, *fmt, *ws;
+	json_object *items;
 	char sch[200], *msg;
-	int i;
 
 	if (g == NULL)
 		return;
 	rt_socket_channel(sch, sizeof(sch), app_id, socket_id);
 	items = json_object_new_array();
-	for (i = 0; i < 2; i++) {
-		it = json_object_new_object();
-		fmt = json_object_new_object();
-		ws = json_object_new_object();
-		json_object_object_add(it, "channel", json_object_new_string(sch));
-		if (i == 0) {
-			msg = rt_error_message(code, why);
-			json_object_object_add(ws, "content", json_object_new_string(msg));
-			free(msg);
-		} else {
-			json_object_object_add(ws, "action", json_object_new_string("close"));
-			json_object_object_add(ws, "code", json_object_new_int(code));
-		}
-		json_object_object_add(fmt, "ws-message", ws);
-		json_object_object_add(it, "formats", fmt);
-		json_object_array_add(items, it);
-	}
+	msg = rt_error_message(code, why);
+	grip_item(items, sch, msg ? msg : "", NULL, 0);
+	grip_item(items, sch, NULL, NULL, code);
+	free(msg);
 	rt_publish(g, items);
 }
