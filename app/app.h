@@ -104,6 +104,7 @@ int	 pct_decode(const char *src, size_t len, char *dst, size_t dstlen, size_t *o
 void	 hex_encode(const unsigned char *, size_t, char *out);
 int	 random_bytes(unsigned char *, size_t);
 void	 random_hex(char *out, size_t nbytes);
+size_t	 discard_body(char *, size_t size, size_t n, void *arg);
 
 /* ---- the app record (an API tenant) ------------------------------- */
 
@@ -215,6 +216,7 @@ char	*resp_head(const struct resp *, size_t bodylen);
 char	*auth_string_to_sign(const char *method, const char *path,
 	    const struct qparam *, size_t);
 void	 auth_hmac_hex(const char *secret, const char *msg, char out[65]);
+int	 auth_signature_ok(const char *secret, const char *msg, const char *sig);
 void	 auth_md5_hex(const char *buf, size_t len, char out[33]);
 int	 auth_check(struct req *, struct resp *);
 

@@ -87,6 +87,19 @@ hex_equal(const char *a, const char *b)
 }
 
 /*
+ * Whether sig is the lower-case hex HMAC-SHA256 of msg with secret,
+ * compared in constant time (request signatures, channel and user auth).
+ */
+int
+auth_signature_ok(const char *secret, const char *msg, const char *sig)
+{
+	char want[65];
+
+	auth_hmac_hex(secret, msg, want);
+	return hex_equal(want, sig);
+}
+
+/*
  * Authenticate a signed request and load r->app.  Statuses: 401
  * auth_failed (missing or bad parameters, unknown key, key of another
  * app, stale timestamp, body_md5 mismatch, bad signature), 403
@@ -96,9 +109,9 @@ int
 auth_check(struct req *r, struct resp *p)
 {
 	const char *key, *ts, *sig, *ver, *md5;
-	char want[65], md5hex[33], *tosign;
+	char md5hex[33], *tosign;
 	long long t, skew;
-	int rc;
+	int rc, ok;
 
 	key = req_param(r, "auth_key");
 	ts = req_param(r, "auth_timestamp");
@@ -140,9 +153,9 @@ auth_check(struct req *r, struct resp *p)
 	if ((tosign = auth_string_to_sign(r->method, r->path, r->params,
 	    r->nparams)) == NULL)
 		return resp_error(p, 500, "internal", "out of memory");
-	auth_hmac_hex(r->app.secret, tosign, want);
+	ok = auth_signature_ok(r->app.secret, tosign, sig);
 	free(tosign);
-	if (!hex_equal(want, sig))
+	if (!ok)
 		return resp_error(p, 401, "auth_failed", "invalid signature");
 
 	/* Only a correctly signed caller learns that the app is disabled. */

@@ -236,14 +236,6 @@ struct grip_pub {
 	int		 timeout_ms;
 };
 
-static size_t
-discard(char *p, size_t sz, size_t n, void *arg)
-{
-	(void)p;
-	(void)arg;
-	return sz * n;
-}
-
 /*
  * A publisher to every Pushpin instance listed in urls (space or comma
  * separated), with a kept-alive connection to each.  NULL when urls is
@@ -319,7 +311,7 @@ grip_publish(struct grip_pub *g, json_object *items)
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
-		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)g->timeout_ms);
 		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)g->timeout_ms);
 		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);

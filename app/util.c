@@ -127,3 +127,12 @@ random_hex(char *out, size_t nbytes)
 		abort();	/* no entropy: nothing safe to hand out */
 	hex_encode(buf, nbytes, out);
 }
+
+/* A libcurl write callback that drops a response body nobody reads. */
+size_t
+discard_body(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * n;
+}

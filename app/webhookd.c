@@ -37,14 +37,6 @@ struct hookd {
 	size_t			 busy;
 };
 
-static size_t
-discard(char *p, size_t sz, size_t n, void *arg)
-{
-	(void)p;
-	(void)arg;
-	return sz * n;
-}
-
 /* One webhook's HTTP request: Pusher's X-Pusher-Key and X-Pusher-Signature. */
 static CURL *
 hook_request(const struct app *a, const char *body, struct curl_slist **hdr, long timeout_ms)
@@ -63,7 +55,7 @@ hook_request(const struct app *a, const char *body, struct curl_slist **hdr, lon
 	curl_easy_setopt(e, CURLOPT_URL, a->webhook_url);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, *hdr);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "sockudo-fcgi webhooks");

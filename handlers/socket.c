@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "handlers.h"
 #include "db/db.h"
 
@@ -297,14 +295,11 @@ is_cache(const char *ch)
 static int
 auth_ok(const struct app *a, const char *auth, const char *msg)
 {
-	char want[65];
 	size_t klen = strlen(a->key);
 
-	if (auth == NULL || strncmp(auth, a->key, klen) != 0 || auth[klen] != ':' ||
-	    strlen(auth + klen + 1) != 64)
+	if (auth == NULL || strncmp(auth, a->key, klen) != 0 || auth[klen] != ':')
 		return 0;
-	auth_hmac_hex(a->secret, msg, want);
-	return CRYPTO_memcmp(want, auth + klen + 1, 64) == 0;
+	return auth_signature_ok(a->secret, msg, auth + klen + 1);
 }
 
 static void
