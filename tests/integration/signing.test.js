@@ -222,6 +222,28 @@ describe('server authentication (SPEC 1)', () => {
     L.assertError(bad, 401, 'auth_failed');
   });
 
+  // Apache, lighttpd and nginx each pass REQUEST_URI, SCRIPT_NAME and
+  // PATH_INFO differently (and decode them differently); the suite runs behind
+  // each (deploy/devstack SOCKUDO_FRONT), and these must answer the same.
+  it('every character of a channel name percent-encoded: same channel, same signature', async () => {
+    const ch = L.uniq('enc-x=y@z,w.v;u');
+    const pub = await L.api(app).post('/events', { name: 'e', channel: ch, data: '1' });
+    L.assertOk(pub);
+    const all = [...ch].map((c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')).join('');
+    for (const path of [`/apps/${app.id}/channels/${all}/history`,
+      `/apps/${app.id}/channels/${all.toLowerCase()}/history`]) {
+      const r = await L.call(app, 'GET', '', { path });
+      L.assertOk(r);
+      assert.equal(r.json.items.length, 1, path);
+      assert.equal(r.json.items[0].channel, ch);
+    }
+  });
+
+  it('an encoded slash in a channel name reaches the app: 400 JSON, not the web server\'s 404', async () => {
+    const r = await L.call(app, 'GET', '', { path: `/apps/${app.id}/channels/a%2Fb` });
+    L.assertError(r, 400);
+  });
+
   it('unknown route under /apps → 404 JSON not_found', async () => {
     const r = await L.api(app).get('/no-such-route');
     L.assertError(r, 404, 'not_found');

@@ -28,7 +28,7 @@ function devstackOk(...args) {
 
 function restoreAll() {
   // every start is a no-op when the service already runs
-  for (const s of ['mariadb', 'memcached', 'pool', 'lighttpd', 'pushd', 'pushpin', 'pushpin2']) devstack('start', s);
+  for (const s of ['mariadb', 'memcached', 'pool', 'web', 'pushd', 'pushpin', 'pushpin2']) devstack('start', s);
 }
 
 function poolPid() {
