@@ -1593,9 +1593,13 @@ test('sockudo-pushd killed with SIGKILL mid-batch: the lease runs out, every dev
       for (const d of slow) if ((await seen(d.platform, d.token)).length === 0) return false;
       return true;
     }, { timeoutMs: 10000, intervalMs: 20, what: 'the slow devices\' first requests' });
+    // A batch without a slow device may be recorded already (batches are
+    // claimed while the publish expands, so their makeup varies); the slow
+    // ones' batches cannot be: they are in flight.
     const st0 = await pubStatus(a, res.publish_id);
     assert.equal(st0.state, 'dispatching', JSON.stringify(st0));
-    assert.equal(st0.counters.sent, 0, 'the batch was recorded before the kill');
+    assert.ok(st0.counters.sent <= devs.length - slow.length,
+      `the slow devices' batches were recorded before the kill: ${JSON.stringify(st0.counters)}`);
     const pid = pushdPid();
     assert.ok(pushdAlive(), 'no sockudo-pushd to kill');
     process.kill(pid, 'SIGKILL');
