@@ -55,6 +55,7 @@ struct config {
 	char	*pushpin_publish;	/* publish URLs, space separated; "": none */
 	char	*pushpin_sig_key;	/* Pushpin's Grip-Sig key; "": no WebSockets */
 	int	 pushpin_timeout_ms;
+	int	 pushpin_max_body;	/* Pushpin's push_in_http_max_body_size */
 	int	 ws_keepalive_s;	/* Pushpin's keep-alive request interval */
 	int	 ws_lease_s;		/* a connection unheard of this long is swept */
 	int	 ws_activity_timeout_s;
@@ -369,7 +370,7 @@ int	grip_out_close(struct ws_out *, int code);
 void	grip_out_free(struct ws_out *);
 int	grip_sig_valid(const char *token, const char *key, int64_t now_s);
 int	grip_init(void);
-struct grip_pub *grip_pub_new(const char *urls, int timeout_ms);
+struct grip_pub *grip_pub_new(const char *urls, int timeout_ms, int max_body);
 void	grip_pub_free(struct grip_pub *);
 void	grip_item(json_object *items, const char *channel, const char *content,
 	    const char *sender, int code);

@@ -64,6 +64,7 @@ static const struct cdef defs[] = {
 	S(pushpin_publish, ""),
 	S(pushpin_sig_key, ""),
 	I(pushpin_timeout_ms, "1000", 10, 60000),
+	I(pushpin_max_body, "1000000", 4096, 67108864),	/* Pushpin's default */
 	I(ws_keepalive_s, "20", 20, 3600),	/* Pushpin's floor is 20 s */
 	I(ws_lease_s, "60", 25, 86400),
 	I(ws_activity_timeout_s, "120", 5, 3600),

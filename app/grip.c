@@ -234,6 +234,7 @@ struct grip_pub {
 	char		*url[GRIP_MAX_TARGETS];
 	size_t		 n;
 	int		 timeout_ms;
+	size_t		 max_body;	/* bytes per POST */
 };
 
 /*
@@ -242,7 +243,7 @@ struct grip_pub {
  * empty (realtime delivery is off) or on failure.
  */
 struct grip_pub *
-grip_pub_new(const char *urls, int timeout_ms)
+grip_pub_new(const char *urls, int timeout_ms, int max_body)
 {
 	struct grip_pub *g;
 	char *list, *tok, *save = NULL;
@@ -254,6 +255,7 @@ grip_pub_new(const char *urls, int timeout_ms)
 		return NULL;
 	}
 	g->timeout_ms = timeout_ms;
+	g->max_body = (size_t)max_body;
 	g->multi = curl_multi_init();
 	for (tok = strtok_r(list, " ,", &save); tok != NULL && g->n < GRIP_MAX_TARGETS;
 	    tok = strtok_r(NULL, " ,", &save)) {
@@ -289,16 +291,12 @@ grip_pub_free(struct grip_pub *g)
 }
 
 /*
- * Publish items ({"items": [...]}, Pushpin's publish format) to every
- * instance at once and wait for their answers, up to pushpin_timeout_ms.
- * Returns how many instances did not take them (0: all did).  The
- * caller has committed what it publishes: an instance that is down only
- * costs its clients this delivery (history still has it).
+ * POST one body to every instance at once and wait for their answers, up
+ * to pushpin_timeout_ms.  Returns how many instances did not take it.
  */
-int
-grip_publish(struct grip_pub *g, json_object *items)
+static int
+post_all(struct grip_pub *g, const char *body, size_t len)
 {
-	const char *body = json_object_to_json_string_ext(items, JSON_C_TO_STRING_PLAIN);
 	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
 	int running = 0, failed = 0, left;
 	long code;
@@ -309,7 +307,7 @@ grip_publish(struct grip_pub *g, json_object *items)
 		CURL *e = g->easy[i];
 		curl_easy_setopt(e, CURLOPT_URL, g->url[i]);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)len);
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
 		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)g->timeout_ms);
@@ -331,13 +329,75 @@ grip_publish(struct grip_pub *g, json_object *items)
 		if (m->data.result != CURLE_OK || code / 100 != 2) {
 			char *url = NULL;
 			curl_easy_getinfo(m->easy_handle, CURLINFO_EFFECTIVE_URL, &url);
-			log_warn("publish to Pushpin at %s failed: %s (HTTP %ld)", url ? url : "?",
-			    curl_easy_strerror(m->data.result), code);
+			log_warn("publish to Pushpin at %s failed: %s (HTTP %ld, %zu bytes)",
+			    url ? url : "?", curl_easy_strerror(m->data.result), code, len);
 			failed++;
 		}
 	}
 	for (i = 0; i < g->n; i++)
 		curl_multi_remove_handle(g->multi, g->easy[i]);
 	curl_slist_free_all(hdr);
+	return failed;
+}
+
+/* Append len bytes of s to o. */
+static int
+out_append(struct ws_out *o, const char *s, size_t len)
+{
+	if (out_grow(o, len) != 0)
+		return -1;
+	memcpy(o->buf + o->len, s, len);
+	o->len += len;
+	o->buf[o->len] = '\0';
+	return 0;
+}
+
+/* Close the body in o ({"items":[...) and POST it; o is emptied. */
+static int
+post_items(struct grip_pub *g, struct ws_out *o)
+{
+	int failed;
+
+	if (out_append(o, "]}", 2) != 0)
+		return (int)g->n;
+	failed = post_all(g, o->buf, o->len);
+	o->len = 0;
+	return failed;
+}
+
+/*
+ * Publish items (an array in Pushpin's item format) to every instance, as
+ * {"items": [...]} bodies of at most pushpin_max_body bytes: Pushpin
+ * answers 400 to a larger one (push_in_http_max_body_size), and a group
+ * commit's publishes can add up to more.  An item larger than that alone
+ * is still sent, alone, and refused.  Returns how many POSTs some instance
+ * did not take, counted per instance (0: all did).  The caller has
+ * committed what it publishes: an instance that is down only costs its
+ * clients this delivery (history still has it).
+ */
+int
+grip_publish(struct grip_pub *g, json_object *items)
+{
+	struct ws_out b = { 0 };
+	size_t i, n = json_object_array_length(items), len;
+	const char *it;
+	int failed = 0;
+
+	for (i = 0; i < n; i++) {
+		it = json_object_to_json_string_ext(json_object_array_get_idx(items, i),
+		    JSON_C_TO_STRING_PLAIN);
+		len = strlen(it);
+		/* the body so far, a comma, this item and "]}" */
+		if (b.len > 0 && b.len + 1 + len + 2 > g->max_body)
+			failed += post_items(g, &b);
+		if (out_append(&b, b.len == 0 ? "{\"items\":[" : ",", b.len == 0 ? 10 : 1) != 0 ||
+		    out_append(&b, it, len) != 0) {
+			grip_out_free(&b);
+			return failed + (int)g->n;
+		}
+	}
+	if (b.len > 0)
+		failed += post_items(g, &b);
+	grip_out_free(&b);
 	return failed;
 }

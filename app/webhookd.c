@@ -231,7 +231,8 @@ webhookd_run(void *arg)
 	size_t did, i;
 
 	h.db = db_new(wd->cfg);
-	h.grip = grip_pub_new(wd->cfg->pushpin_publish, wd->cfg->pushpin_timeout_ms);
+	h.grip = grip_pub_new(wd->cfg->pushpin_publish, wd->cfg->pushpin_timeout_ms,
+	    wd->cfg->pushpin_max_body);
 	h.multi = curl_multi_init();
 	if (h.db == NULL || h.multi == NULL) {
 		log_error("pushd: the webhook thread cannot start");

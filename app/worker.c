@@ -43,7 +43,8 @@ worker_new(const struct config *c)
 	w->apps = calloc(APP_CACHE_SLOTS, sizeof(*w->apps));
 	w->local = calloc(LOCAL_SLOTS, sizeof(*w->local));
 	/* NULL when no pushpin_publish is configured: realtime delivery is off */
-	w->grip = grip_pub_new(c->pushpin_publish, c->pushpin_timeout_ms);
+	w->grip = grip_pub_new(c->pushpin_publish, c->pushpin_timeout_ms,
+	    c->pushpin_max_body);
 	if (w->db == NULL || w->cache == NULL || w->apps == NULL || w->local == NULL) {
 		worker_free(w);
 		return NULL;

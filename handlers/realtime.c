@@ -76,16 +76,9 @@ rt_item_add(json_object *items, const char *app_id, const char *channel, char *c
 void
 rt_publish(struct grip_pub *g, json_object *items)
 {
-	json_object *body;
-
-	if (g == NULL || items == NULL || json_object_array_length(items) == 0) {
-		json_object_put(items);
-		return;
-	}
-	body = json_object_new_object();
-	json_object_object_add(body, "items", items);
-	(void)grip_publish(g, body);
-	json_object_put(body);
+	if (g != NULL && items != NULL && json_object_array_length(items) > 0)
+		(void)grip_publish(g, items);
+	json_object_put(items);
 }
 
 /* Deliver one event to a channel's subscribers (a convenience for one item). */

@@ -121,6 +121,37 @@ describe('publish → subscribers', () => {
     assert.deepEqual(rb, [['y', 2], ['both', 'z']]);
   });
 
+  it('a publish too big for one Pushpin request (1,000,000 bytes) is split, and all of it arrives', async () => {
+    // eight events of 35,000 quotes to channels nobody holds: 560 kB of
+    // request, but escaped twice in Pushpin's items (the message, then the
+    // item) 1.1 MB; in one request Pushpin would refuse all of it, the two
+    // small events around them too
+    const big = L.createApp('rt-big');
+    L.appSet(big.id, 'max_event_data_bytes', 35000);
+    const c = await R.client(big);
+    open.push(c);
+    const ch = L.uniq('big');
+    const got = R.record((await R.subscribe(c, ch)).ch);
+    const data = '"'.repeat(35000);
+    const batch = [{ channel: ch, name: 'first', data: '1' },
+      ...Array.from({ length: 8 }, (_, i) => ({ channel: `${ch}-${i}`, name: 'big', data })),
+      { channel: ch, name: 'last', data: '2' }];
+    L.assertOk(await L.api(big).post('/batch_events', { batch }));
+    await L.waitFor(() => got.length >= 2, { timeoutMs: 5000, what: 'the events around the big ones' });
+    assert.deepEqual(got, [['first', 1], ['last', 2]]);
+  });
+
+  it('a burst of ten events of 10 kB to one client arrives whole (Pushpin client_buffer_size)', async () => {
+    const c = await client();
+    const ch = L.uniq('burst');
+    const got = R.record((await R.subscribe(c, ch)).ch);
+    const data = 'x'.repeat(10000);
+    const batch = Array.from({ length: 10 }, (_, i) => ({ channel: ch, name: `e${i}`, data }));
+    L.assertOk(await L.api(app).post('/batch_events', { batch }));
+    await L.waitFor(() => got.length >= 10, { timeoutMs: 5000, what: 'ten events' });
+    assert.deepEqual(got.map(([n]) => n), batch.map((e) => e.name));
+  });
+
   it('socket_id excludes the sender; the others still get it', async () => {
     const a = await client(); const b = await client({ instance: 1 });
     const name = L.uniq('ex');

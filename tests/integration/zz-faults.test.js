@@ -623,8 +623,13 @@ describe('realtime: a Pushpin instance killed (no goodbyes) and restarted', () =
     for (let i = 0; !back && i < 3; i++) back = await rtClient({ instance: 1 }).catch(() => null);
     assert.ok(back, 'no connection through the restarted Pushpin');
     const got = R.record((await R.subscribe(back, name + '-x')).ch);
-    await R.server(app).trigger(name + '-x', 'hello', 1);
-    await L.waitFor(() => got.length === 1, { timeoutMs: 5000, what: 'delivery via the restarted instance' });
+    // Pushpin's handler takes a subscription a moment after the client hears
+    // subscription_succeeded (over 10 ms on an instance just started; CI saw a
+    // publish land first): publish until one arrives.
+    await L.waitFor(async () => {
+      if (got.length === 0) await R.server(app).trigger(name + '-x', 'hello', 1);
+      return got.length >= 1;
+    }, { timeoutMs: 5000, intervalMs: 250, what: 'delivery via the restarted instance' });
     R.closeAll(watcher, back);
   });
 });
