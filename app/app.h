@@ -227,6 +227,18 @@ int	valid_channel_name(const char *, char *err, size_t errlen);
 int	valid_socket_id(const char *);
 int	valid_event_name(const char *, char *err, size_t errlen);
 int	channel_is_presence(const char *);
+size_t	utf8_char(const unsigned char *, size_t n, uint32_t *cp);
+int	utf8_valid(const char *, size_t len);
+int	valid_text_id(const char *, size_t max);
+
+/* ---- json.c: strict JSON for untrusted input ----------------------- */
+
+int		 json_check(const char *text, size_t len, char *err, size_t errlen);
+json_object	*json_parse_strict(const char *text, size_t len, char *err, size_t errlen);
+json_object	*json_parse_object(const char *text);
+const char	*json_str(json_object *, const char *key);
+int		 json_int(json_object *, const char *key, int64_t *out);
+json_object	*json_obj(json_object *, const char *key);
 
 /* ---- router.c ----------------------------------------------------- */
 

@@ -73,3 +73,89 @@ channel_is_presence(const char *s)
 {
 	return strncmp(s, "presence-", 9) == 0;
 }
+
+/*
+ * The length of the UTF-8 character at s (at most n bytes), or 0 when it
+ * is not one: shortest form only, no surrogates (U+D800..DFFF), nothing
+ * over U+10FFFF (RFC 3629 section 4).  *cp gets its code point.
+ */
+size_t
+utf8_char(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	unsigned c = s[0], lo = 0x80, hi = 0xbf;
+	size_t len, i;
+	uint32_t v;
+
+	if (c < 0x80) {
+		len = 1;
+		v = c;
+	} else if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		v = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		v = c & 0x0f;
+		if (c == 0xe0)
+			lo = 0xa0;	/* overlong */
+		else if (c == 0xed)
+			hi = 0x9f;	/* surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		v = c & 0x07;
+		if (c == 0xf0)
+			lo = 0x90;	/* overlong */
+		else if (c == 0xf4)
+			hi = 0x8f;	/* over U+10FFFF */
+	} else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		unsigned b = s[i];
+		if (b < (i == 1 ? lo : 0x80) || b > (i == 1 ? hi : 0xbf))
+			return 0;
+		v = v << 6 | (b & 0x3f);
+	}
+	if (cp != NULL)
+		*cp = v;
+	return len;
+}
+
+/* Whether s[0..len) is strict UTF-8 (utf8_char) without a NUL byte. */
+int
+utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	size_t n;
+
+	while (p < end) {
+		if (*p == '\0' || (n = utf8_char(p, (size_t)(end - p), NULL)) == 0)
+			return 0;
+		p += n;
+	}
+	return 1;
+}
+
+/*
+ * An identifier from outside (a user id, a client id, a device id):
+ * 1 to max bytes of strict UTF-8 without control characters (C0, DEL,
+ * C1), which could end a header line or a log line.
+ */
+int
+valid_text_id(const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len, n;
+	uint32_t cp;
+
+	if (s == NULL || (len = strlen(s)) == 0 || len > max)
+		return 0;
+	while (*p != '\0') {
+		if ((n = utf8_char(p, len - (size_t)(p - (const unsigned char *)s), &cp)) == 0 ||
+		    cp < 0x20 ||
+		    (cp >= 0x7f && cp <= 0x9f))
+			return 0;
+		p += n;
+	}
+	return 1;
+}
