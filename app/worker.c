@@ -9,6 +9,8 @@
 #include "db/db.h"
 
 #define APP_CACHE_SLOTS 64
+#define MISS_SLOTS 64		/* lookups that found nothing, kept apart */
+#define MISS_TTL_US 1000000	/* how long a miss is believed */
 #define LOCAL_SLOTS 64
 #define LOCAL_MAX_PAYLOAD 4096
 
@@ -25,9 +27,14 @@ struct local_entry {
 
 struct app_cache_entry {
 	char		 lookup[72];	/* "k:<key>" or "i:<id>" */
-	int		 found;
 	struct app	 app;
 	int64_t		 fetched_us;
+};
+
+/* A lookup that found no app: its own ring, so misses never evict apps. */
+struct app_miss {
+	char		 lookup[72];
+	int64_t		 at_us;
 };
 
 struct worker *
@@ -41,11 +48,13 @@ worker_new(const struct config *c)
 	w->db = db_new(c);
 	w->cache = cache_new(c);
 	w->apps = calloc(APP_CACHE_SLOTS, sizeof(*w->apps));
+	w->misses = calloc(MISS_SLOTS, sizeof(*w->misses));
 	w->local = calloc(LOCAL_SLOTS, sizeof(*w->local));
 	/* NULL when no pushpin_publish is configured: realtime delivery is off */
 	w->grip = grip_pub_new(c->pushpin_publish, c->pushpin_timeout_ms,
 	    c->pushpin_max_body);
-	if (w->db == NULL || w->cache == NULL || w->apps == NULL || w->local == NULL) {
+	if (w->db == NULL || w->cache == NULL || w->apps == NULL || w->misses == NULL ||
+	    w->local == NULL) {
 		worker_free(w);
 		return NULL;
 	}
@@ -63,23 +72,48 @@ worker_free(struct worker *w)
 	cache_free(w->cache);
 	grip_pub_free(w->grip);
 	free(w->apps);
+	free(w->misses);
 	for (i = 0; w->local != NULL && i < LOCAL_SLOTS; i++)
 		free(w->local[i].payload);
 	free(w->local);
 	free(w);
 }
 
+/* Whether tag missed less than MISS_TTL_US ago. */
+static int
+missed(struct worker *w, const char *tag, int64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < MISS_SLOTS; i++)
+		if (now - w->misses[i].at_us < MISS_TTL_US &&
+		    strcmp(w->misses[i].lookup, tag) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+remember_miss(struct worker *w, const char *tag, int64_t now)
+{
+	struct app_miss *m = &w->misses[w->next_miss++ % MISS_SLOTS];
+
+	snprintf(m->lookup, sizeof(m->lookup), "%s", tag);
+	m->at_us = now;
+}
+
 /*
  * Look an app up through the cache.  Entries live app_cache_ttl seconds
- * (a disabled or rotated app takes effect everywhere within that time);
- * misses are remembered for one second so unknown keys cannot hammer
- * MariaDB.  Returns 0 found, 1 unknown, -1 store unavailable.
+ * (a disabled or rotated app takes effect everywhere within that time).
+ * Misses are remembered for a second in a ring of their own, so an
+ * unknown key asked again costs no query, and a stream of unknown keys
+ * can only push out other misses, never a real app.  Returns 0 found,
+ * 1 unknown, -1 store unavailable.
  */
 static int
 lookup(struct worker *w, const char *column, const char *value, struct app *out)
 {
 	struct app_cache_entry *e, *victim = &w->apps[0];
-	int64_t now = mono_us(), ttl;
+	int64_t now = mono_us(), ttl = (int64_t)w->cfg->app_cache_ttl * 1000000;
 	char tag[72];
 	size_t i;
 	int rc;
@@ -93,27 +127,28 @@ lookup(struct worker *w, const char *column, const char *value, struct app *out)
 			victim = e;
 		if (strcmp(e->lookup, tag) != 0)
 			continue;
-		ttl = (int64_t)w->cfg->app_cache_ttl * 1000000;
-		if (!e->found && ttl > 1000000)
-			ttl = 1000000;
 		if (now - e->fetched_us < ttl) {
-			if (!e->found)
-				return 1;
 			*out = e->app;
 			return 0;
 		}
 		victim = e;
 		break;
 	}
+	if (missed(w, tag, now))
+		return 1;
 	rc = db_app_get(w->db, column, value, out);
 	if (rc != 0 && rc != DB_NOTFOUND)
 		return -1;
+	if (rc == DB_NOTFOUND) {
+		remember_miss(w, tag, now);
+		if (strcmp(victim->lookup, tag) == 0)
+			victim->lookup[0] = '\0';	/* the app is gone */
+		return 1;
+	}
 	snprintf(victim->lookup, sizeof(victim->lookup), "%s", tag);
-	victim->found = rc == 0;
 	victim->fetched_us = now;
-	if (rc == 0)
-		victim->app = *out;
-	return rc == 0 ? 0 : 1;
+	victim->app = *out;
+	return 0;
 }
 
 int

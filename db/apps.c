@@ -57,20 +57,26 @@ row_to_app(const struct db_row *row, void *arg)
 	return 1;
 }
 
-/* Look an app up by "id" or "app_key"; DB_NOTFOUND when absent. */
+/*
+ * Look an app up by "id" or "app_key"; DB_NOTFOUND when absent.  The
+ * columns' collation pads with spaces ("k" = "k "), so what was found
+ * must also be byte for byte what was asked.
+ */
 int
 db_app_get(struct db *d, const char *column, const char *value, struct app *a)
 {
 	static const char by_id[] = "SELECT " APP_COLUMNS " FROM apps WHERE id = ?";
 	static const char by_key[] = "SELECT " APP_COLUMNS " FROM apps WHERE app_key = ?";
 	struct db_val v[] = { DB_STR(value) };
-	int rc;
+	int by_app_id = strcmp(column, "id") == 0, rc;
 
 	a->id[0] = '\0';
-	rc = db_query(d, strcmp(column, "id") == 0 ? by_id : by_key, v, 1, row_to_app, a);
+	rc = db_query(d, by_app_id ? by_id : by_key, v, 1, row_to_app, a);
 	if (rc != 0)
 		return rc;
-	return a->id[0] ? 0 : DB_NOTFOUND;
+	if (a->id[0] == '\0' || strcmp(by_app_id ? a->id : a->key, value) != 0)
+		return DB_NOTFOUND;
+	return 0;
 }
 
 int
@@ -106,9 +112,9 @@ db_app_count(struct db *d, long long *n)
 }
 
 /*
- * Set one field of an app the caller knows exists (CLI only: the
- * statement buffers are not thread-safe).  The column name comes from this fixed list, never from
- * the caller's text, so it can be spliced into the statement.
+ * Set one field of an app the caller knows exists.  The column name comes
+ * from this fixed list, never from the caller's text, so it can be
+ * spliced into the statement.
  */
 int
 db_app_set(struct db *d, const char *id, const char *field, const char *value)
@@ -117,8 +123,7 @@ db_app_set(struct db *d, const char *id, const char *field, const char *value)
 	    "max_event_data_bytes", "max_channels_per_event", "max_batch_size",
 	    "max_publish_rps", "max_read_rps", "idempotency_ttl_s",
 	    "history_max_age_s", "history_max_messages", "webhook_url" };
-	/* one static statement per column: db_exec caches by text address */
-	static char sqls[sizeof(columns) / sizeof(columns[0])][96];
+	char sql[96];
 	struct db_val v[] = { DB_STR(value), DB_STR(id) };
 	size_t i;
 
@@ -127,6 +132,6 @@ db_app_set(struct db *d, const char *id, const char *field, const char *value)
 			break;
 	if (i == sizeof(columns) / sizeof(columns[0]))
 		return DB_ERROR;
-	snprintf(sqls[i], sizeof(sqls[i]), "UPDATE apps SET %s = ? WHERE id = ?", columns[i]);
-	return db_exec(d, sqls[i], v, 2, NULL);
+	snprintf(sql, sizeof(sql), "UPDATE apps SET %s = ? WHERE id = ?", columns[i]);
+	return db_exec(d, sql, v, 2, NULL);
 }

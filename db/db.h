@@ -61,6 +61,13 @@ struct db_row {
 
 typedef int (*db_row_fn)(const struct db_row *, void *arg);
 
+/*
+ * Each connection prepares a statement once and finds it again by its
+ * SQL text (hashed, then compared whole), never by the text's address:
+ * SQL may be built in a buffer.  Results are always complete: a column
+ * that would not fit its buffer fails the query (DB_ERROR).
+ */
+
 int	db_exec(struct db *, const char *sql, const struct db_val *, size_t nparams,
 	    unsigned long long *affected);
 int	db_exec_id(struct db *, const char *sql, const struct db_val *, size_t nparams,
@@ -338,8 +345,17 @@ void	push_batch_clear(struct push_batch *);
 
 /* ---- channels.c: channel state (SPEC 4), written by the realtime layer */
 
+/* What a join must respect (0: no limit). */
+struct sub_limits {
+	int	 members;		/* presence members of a channel */
+	int	 socket_channels;	/* channels of one socket */
+};
+
+enum { SUB_FULL_CHANNEL = 1, SUB_FULL_SOCKET };
+
 /* What a join or leave changed (for webhooks and presence events). */
 struct sub_change {
+	int	 refused;		/* a join over a limit: SUB_FULL_*, nothing added */
 	int	 added, removed;	/* the socket's subscription came or went */
 	int	 occupied, vacated;	/* the channel's first / last subscription */
 	int	 member_added;		/* presence: the user's first socket */
@@ -355,7 +371,7 @@ int	db_conn_renew(struct db *, const char *app_id, const char *socket_id,
 int	db_conn_remove(struct db *, const char *app_id, const char *socket_id);
 int	db_sub_add(struct db *, const char *app_id, const char *channel,
 	    const char *socket_id, const char *user_id, const char *user_info,
-	    struct sub_change *);
+	    const struct sub_limits *, struct sub_change *);
 int	db_sub_remove(struct db *, const char *app_id, const char *channel,
 	    const char *socket_id, struct sub_change *);
 void	sub_change_free(struct sub_change *);

@@ -17,8 +17,14 @@
 #define MAX_STMTS 128
 #define MAX_PARAMS 128	/* a 16-row INSERT of 7 columns */
 
+/*
+ * A prepared statement, found again by its text: by hash, then compared
+ * whole against our own copy, so SQL built in a buffer (whose address is
+ * reused for other text) can never run a statement prepared for another.
+ */
 struct stmt_slot {
-	const char	*sql;		/* static text; compared by address */
+	uint64_t	 hash;
+	char		*sql;		/* owned copy */
 	MYSQL_STMT	*stmt;
 };
 
@@ -36,8 +42,10 @@ db_disconnect(struct db *d)
 {
 	size_t i;
 
-	for (i = 0; i < d->nstmts; i++)
+	for (i = 0; i < d->nstmts; i++) {
 		mysql_stmt_close(d->stmts[i].stmt);
+		free(d->stmts[i].sql);
+	}
 	d->nstmts = 0;
 	if (d->my != NULL)
 		mysql_close(d->my);
@@ -160,14 +168,27 @@ db_fail(struct db *d, unsigned int e, const char *what, const char *msg)
 	return DB_ERROR;
 }
 
+/* FNV-1a: cheap, and the full compare after it settles any collision */
+static uint64_t
+sql_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
 static MYSQL_STMT *
 db_stmt(struct db *d, const char *sql, int *rc)
 {
+	uint64_t h = sql_hash(sql);
 	MYSQL_STMT *st;
+	char *copy;
 	size_t i;
 
 	for (i = 0; i < d->nstmts; i++)
-		if (d->stmts[i].sql == sql)
+		if (d->stmts[i].hash == h && strcmp(d->stmts[i].sql, sql) == 0)
 			return d->stmts[i].stmt;
 	if ((st = mysql_stmt_init(d->my)) == NULL) {
 		*rc = DB_ERROR;
@@ -178,13 +199,15 @@ db_stmt(struct db *d, const char *sql, int *rc)
 		mysql_stmt_close(st);
 		return NULL;
 	}
-	if (d->nstmts == MAX_STMTS) {
-		log_error("mariadb: more than %d distinct statements", MAX_STMTS);
+	if (d->nstmts == MAX_STMTS || (copy = strdup(sql)) == NULL) {
+		log_error("mariadb: more than %d distinct statements, or out of memory",
+		    MAX_STMTS);
 		mysql_stmt_close(st);
 		*rc = DB_ERROR;
 		return NULL;
 	}
-	d->stmts[d->nstmts].sql = sql;
+	d->stmts[d->nstmts].hash = h;
+	d->stmts[d->nstmts].sql = copy;
 	d->stmts[d->nstmts++].stmt = st;
 	return st;
 }
@@ -330,6 +353,18 @@ db_query(struct db *d, const char *sql, const struct db_val *v, size_t n,
 		goto out;
 	rc = 0;
 	while ((frc = mysql_stmt_fetch(st)) == 0 || frc == MYSQL_DATA_TRUNCATED) {
+		/*
+		 * Buffers are sized from the result's max_length, so nothing
+		 * should be truncated; if a column still is, len is its full
+		 * length, past the buffer: fail rather than cut or overrun.
+		 */
+		for (i = 0; i < ncol; i++)
+			if (!nulls[i] && row.len[i] >= rb[i].buffer_length) {
+				log_error("mariadb: fetch: column %u truncated (%lu bytes)", i,
+				    row.len[i]);
+				rc = DB_ERROR;
+				goto out;
+			}
 		for (i = 0; i < ncol; i++) {
 			row.col[i] = nulls[i] ? NULL : rb[i].buffer;
 			if (!nulls[i])

@@ -99,23 +99,23 @@ test_membership(struct db *d)
 	s = subs_of(d, "presence-room", &u);
 	ok(s == 0 && u == 0, "empty channel counts 0/0 (got %lld/%lld)", s, u);
 
-	ok(db_sub_add(d, app_id, "presence-room", "2.2", "alice", "{\"name\":\"A\"}", NULL) == 0,
+	ok(db_sub_add(d, app_id, "presence-room", "2.2", "alice", "{\"name\":\"A\"}", NULL, NULL) == 0,
 	    "alice 2.2 joins presence-room");
-	ok(db_sub_add(d, app_id, "presence-room", "3.3", "alice", "{\"name\":\"A\"}", NULL) == 0,
+	ok(db_sub_add(d, app_id, "presence-room", "3.3", "alice", "{\"name\":\"A\"}", NULL, NULL) == 0,
 	    "alice 3.3 joins presence-room");
-	ok(db_sub_add(d, app_id, "presence-room", "4.4", "bob", NULL, NULL) == 0,
+	ok(db_sub_add(d, app_id, "presence-room", "4.4", "bob", NULL, NULL, NULL) == 0,
 	    "bob 4.4 joins presence-room (no user_info)");
-	ok(db_sub_add(d, app_id, "presence-room", "4.4", "mallory", "{}", NULL) == 0,
+	ok(db_sub_add(d, app_id, "presence-room", "4.4", "mallory", "{}", NULL, NULL) == 0,
 	    "subscribing again is not an error");
 	s = subs_of(d, "presence-room", &u);
 	ok(s == 3, "3 subscriptions (got %lld)", s);
 	ok(u == 2, "2 users: alice's two sockets count once, and 4.4 is still bob's "
 	    "(got %lld)", u);
 
-	ok(db_sub_add(d, app_id, "private-a", "1.1", NULL, NULL, NULL) == 0, "1.1 -> private-a");
-	ok(db_sub_add(d, app_id, "private-ab", "1.1", NULL, NULL, NULL) == 0, "1.1 -> private-ab");
-	ok(db_sub_add(d, app_id, "private-ab", "2.2", NULL, NULL, NULL) == 0, "2.2 -> private-ab");
-	ok(db_sub_add(d, app_id, "privatex", "1.1", NULL, NULL, NULL) == 0, "1.1 -> privatex");
+	ok(db_sub_add(d, app_id, "private-a", "1.1", NULL, NULL, NULL, NULL) == 0, "1.1 -> private-a");
+	ok(db_sub_add(d, app_id, "private-ab", "1.1", NULL, NULL, NULL, NULL) == 0, "1.1 -> private-ab");
+	ok(db_sub_add(d, app_id, "private-ab", "2.2", NULL, NULL, NULL, NULL) == 0, "2.2 -> private-ab");
+	ok(db_sub_add(d, app_id, "privatex", "1.1", NULL, NULL, NULL, NULL) == 0, "1.1 -> privatex");
 	s = subs_of(d, "private-ab", &u);
 	ok(s == 2 && u == 0, "private-ab: 2 subscriptions, 0 users (got %lld/%lld)", s, u);
 
@@ -184,14 +184,14 @@ test_changes(struct db *d)
 {
 	struct sub_change c;
 
-	ok(db_sub_add(d, app_id, "presence-c", "5.5", "carol", "{}", &c) == 0 &&
+	ok(db_sub_add(d, app_id, "presence-c", "5.5", "carol", "{}", NULL, &c) == 0 &&
 	    c.added && c.occupied && c.member_added, "first join: occupied, member_added");
-	ok(db_sub_add(d, app_id, "presence-c", "5.6", "carol", "{}", &c) == 0 &&
+	ok(db_sub_add(d, app_id, "presence-c", "5.6", "carol", "{}", NULL, &c) == 0 &&
 	    c.added && !c.occupied && !c.member_added,
 	    "carol's second socket: neither occupied nor member_added");
-	ok(db_sub_add(d, app_id, "presence-c", "5.6", "carol", "{}", &c) == 0 &&
+	ok(db_sub_add(d, app_id, "presence-c", "5.6", "carol", "{}", NULL, &c) == 0 &&
 	    !c.added, "the same join again changes nothing");
-	ok(db_sub_add(d, app_id, "presence-c", "6.6", "dave", "{}", &c) == 0 &&
+	ok(db_sub_add(d, app_id, "presence-c", "6.6", "dave", "{}", NULL, &c) == 0 &&
 	    c.member_added, "dave: member_added");
 	ok(db_sub_remove(d, app_id, "presence-c", "5.5", &c) == 0 && c.removed &&
 	    !c.member_removed && !c.vacated, "carol leaves one socket: still a member");
@@ -208,9 +208,9 @@ test_changes(struct db *d)
 	sub_change_free(&c);
 
 	/* user ids are compared byte for byte: "bob" and "bob " are two users */
-	ok(db_sub_add(d, app_id, "presence-s", "7.1", "bob", NULL, &c) == 0 && c.member_added,
+	ok(db_sub_add(d, app_id, "presence-s", "7.1", "bob", NULL, NULL, &c) == 0 && c.member_added,
 	    "bob joins");
-	ok(db_sub_add(d, app_id, "presence-s", "7.2", "bob ", NULL, &c) == 0 && c.member_added,
+	ok(db_sub_add(d, app_id, "presence-s", "7.2", "bob ", NULL, NULL, &c) == 0 && c.member_added,
 	    "\"bob \" is another member");
 	ok(db_sub_remove(d, app_id, "presence-s", "7.2", &c) == 0 && c.member_removed &&
 	    strcmp(c.user_id, "bob ") == 0, "\"bob \" leaves: member_removed");
@@ -227,7 +227,7 @@ test_like_escape(struct db *d)
 	size_t i;
 
 	for (i = 0; i < sizeof(chans) / sizeof(chans[0]); i++)
-		db_sub_add(d, app_id, chans[i], "7.7", NULL, NULL, NULL);
+		db_sub_add(d, app_id, chans[i], "7.7", NULL, NULL, NULL, NULL);
 	IS_JSON(list(d, "a_", 0, 0), "{\"a_b-1\":{}}", "'_' in the prefix is literal");
 	IS_JSON(list(d, "a%", 0, 0), "{\"a%z\":{}}", "'%%' in the prefix is literal");
 	IS_JSON(list(d, "a\\", 0, 0), "{\"a\\\\q\":{}}", "'\\' in the prefix is literal");
@@ -247,7 +247,7 @@ test_apps_isolated(struct db *d)
 	long long s, u;
 
 	snprintf(other, sizeof(other), "%s-other", app_id);
-	ok(db_sub_add(d, other, "shared-ch", "1.2", NULL, NULL, NULL) == 0, "other app subscribes");
+	ok(db_sub_add(d, other, "shared-ch", "1.2", NULL, NULL, NULL, NULL) == 0, "other app subscribes");
 	s = subs_of(d, "shared-ch", &u);
 	ok(s == 0, "another app's subscriptions are not counted (got %lld)", s);
 	db_conn_remove(d, other, "1.2");
@@ -472,6 +472,98 @@ test_idempotency(struct db *d)
 }
 
 /* Remove every row of this run's app ids. */
+/*
+ * Statements are found again by their text, not its address: two texts
+ * built one after the other in the same buffer each run as themselves.
+ */
+static void
+test_stmt_by_text(struct db *d)
+{
+	char sql[64];
+	long long a = -1, b = -1;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		snprintf(sql, sizeof(sql), "SELECT %d + ?", i ? 1000 : 1);
+		if (db_query_i64(d, sql, (struct db_val[]){ DB_I64(1) }, 1, i ? &b : &a) != 0)
+			break;
+	}
+	ok(a == 2 && b == 1001, "SQL built in one buffer: each text runs itself (%lld, %lld)",
+	    a, b);
+}
+
+/*
+ * App lookups: exact keys (the column's collation pads with spaces), and
+ * unknown keys never push a real app out of a worker's cache.
+ */
+static void
+test_app_lookup(struct db *d, const struct config *cfg)
+{
+	struct worker *w = worker_new(cfg);
+	struct app a, got;
+	char key[80];
+	int i, rc = 0;
+
+	app_defaults(&a);
+	snprintf(a.id, sizeof(a.id), "%s-app", app_id);
+	snprintf(a.key, sizeof(a.key), "%.40s-key", app_id);
+	snprintf(a.secret, sizeof(a.secret), "secret");
+	ok(w != NULL && db_app_create(d, &a) == 0, "an app");
+	if (w == NULL)
+		return;
+	snprintf(key, sizeof(key), "%s ", a.key);
+	ok(db_app_get(d, "app_key", key, &got) == DB_NOTFOUND, "its key with a trailing"
+	    " space is not its key (db)");
+	ok(worker_app_by_key(w, key, &got) == 1, "nor through a worker");
+	ok(worker_app_by_key(w, a.key, &got) == 0 && strcmp(got.id, a.id) == 0,
+	    "its key finds it");
+	/* gone from the store: only the worker's cache still knows it */
+	(void)db_exec(d, "DELETE FROM apps WHERE id = ?", (struct db_val[]){ DB_STR(a.id) },
+	    1, NULL);
+	for (i = 0; i < 200 && rc != -1; i++) {
+		snprintf(key, sizeof(key), "unknown-%d", i);
+		rc = worker_app_by_key(w, key, &got);
+	}
+	ok(rc == 1, "200 unknown keys are unknown");
+	ok(worker_app_by_key(w, a.key, &got) == 0, "the app is still cached after them");
+	worker_free(w);
+}
+
+/* The caps a join respects: a presence channel's members, a socket's channels. */
+static void
+test_limits(struct db *d)
+{
+	struct sub_limits lim = { 2, 3 };
+	struct sub_change c;
+	char ch[32];
+	int i, rc;
+
+	ok(db_begin(d) == 0 && db_sub_add(d, app_id, "presence-cap", "8.1", "ann", "{}", &lim,
+	    &c) == 0 && !c.refused && c.member_added && db_commit(d) == 0, "ann joins");
+	ok(db_begin(d) == 0 && db_sub_add(d, app_id, "presence-cap", "8.2", "ben", "{}", &lim,
+	    &c) == 0 && !c.refused && c.member_added && db_commit(d) == 0, "ben joins: 2 of 2");
+	ok(db_begin(d) == 0 && db_sub_add(d, app_id, "presence-cap", "8.3", "cat", "{}", &lim,
+	    &c) == 0 && c.refused == SUB_FULL_CHANNEL && !c.added && db_commit(d) == 0,
+	    "cat is refused: the channel is full");
+	ok(db_begin(d) == 0 && db_sub_add(d, app_id, "presence-cap", "8.4", "ann", "{}", &lim,
+	    &c) == 0 && !c.refused && c.added && !c.member_added && db_commit(d) == 0,
+	    "ann's second socket is welcome: she is a member already");
+	ok(count_rows(d, "SELECT COUNT(DISTINCT user_id) FROM channel_subscriptions"
+	    " WHERE app_id = ? AND channel = ?", "presence-cap", NULL) == 2, "two members");
+
+	for (i = 0, rc = 0; i < 3 && rc == 0; i++) {
+		snprintf(ch, sizeof(ch), "cap-%d", i);
+		rc = db_begin(d) || db_sub_add(d, app_id, ch, "8.9", NULL, NULL, &lim, &c) ||
+		    c.refused || db_commit(d);
+	}
+	ok(rc == 0, "a socket takes 3 channels");
+	ok(db_begin(d) == 0 && db_sub_add(d, app_id, "cap-3", "8.9", NULL, NULL, &lim, &c) == 0 &&
+	    c.refused == SUB_FULL_SOCKET && db_commit(d) == 0, "its 4th is refused");
+	ok(db_begin(d) == 0 && db_sub_add(d, app_id, "cap-1", "8.9", NULL, NULL, &lim, &c) == 0 &&
+	    !c.refused && !c.added && db_commit(d) == 0, "one it is on already: not refused");
+	ok(count_rows(d, sql_sock_subs, "8.9", NULL) == 3, "it is on 3");
+}
+
 static void
 cleanup(struct db *d)
 {
@@ -525,6 +617,9 @@ main(void)
 
 	test_membership(d);
 	test_changes(d);
+	test_stmt_by_text(d);
+	test_app_lookup(d, cfg);
+	test_limits(d);
 	test_like_escape(d);
 	test_apps_isolated(d);
 	test_message_serial();
