@@ -54,11 +54,16 @@ struct config {
 	/* realtime (issue 5) */
 	char	*pushpin_publish;	/* publish URLs, space separated; "": none */
 	char	*pushpin_sig_key;	/* Pushpin's Grip-Sig key; "": no WebSockets */
+	char	*pushpin_sig_iss;	/* Pushpin's sig_iss; "": any issuer */
 	int	 pushpin_timeout_ms;
 	int	 pushpin_max_body;	/* Pushpin's push_in_http_max_body_size */
 	int	 ws_keepalive_s;	/* Pushpin's keep-alive request interval */
 	int	 ws_lease_s;		/* a connection unheard of this long is swept */
 	int	 ws_activity_timeout_s;
+	int	 ws_client_events_per_s;	/* per connection (Pusher: 10) */
+	int	 ws_max_channels;	/* per connection; under Pushpin's own limit */
+	int	 presence_max_members;	/* per channel (Pusher: 100) */
+	int	 presence_max_user_info;	/* bytes of a member's user_info */
 	int	 webhook_timeout_ms;
 	int	 webhook_retry_base_ms;
 	int	 webhook_max_attempts;
@@ -168,6 +173,7 @@ struct req {
 	char			*meta_uid;	/* Meta-Uid: the signed-in user */
 	char			*meta_renew;	/* Meta-Renew: last lease renewal, s */
 	char			*meta_seen;	/* Meta-Seen: the client's last message, s */
+	char			*meta_ce;	/* Meta-Ce: "<second> <client events in it>" */
 	char			*body;		/* NUL-terminated copy */
 	size_t			 bodylen;
 	long long		 content_length;
@@ -229,6 +235,7 @@ int	valid_event_name(const char *, char *err, size_t errlen);
 int	channel_is_presence(const char *);
 size_t	utf8_char(const unsigned char *, size_t n, uint32_t *cp);
 int	utf8_valid(const char *, size_t len);
+int	valid_text(const char *, size_t len);
 int	valid_text_id(const char *, size_t max);
 
 /* ---- json.c: strict JSON for untrusted input ----------------------- */
@@ -262,6 +269,7 @@ struct route {
 size_t		 router_count(void);
 const struct route *router_get(size_t);
 void		 router_handle(struct req *, struct resp *);
+void		 router_finish(const struct req *, struct resp *, int rc);
 int		 router_match_path(const char *pattern, const char *path,
 		    char **args, size_t *nargs);
 
@@ -283,6 +291,7 @@ struct db;
 struct cache;
 
 struct app_cache_entry;
+struct app_miss;
 struct local_entry;
 
 /* A share of an app's per-second request budget, taken from memcached. */
@@ -301,6 +310,8 @@ struct worker {
 	struct db		*db;
 	struct cache		*cache;
 	struct app_cache_entry	*apps;		/* small in-process app cache */
+	struct app_miss		*misses;	/* lookups that found nothing */
+	unsigned		 next_miss;
 	struct local_entry	*local;		/* hot shared-cache values */
 	struct rate_lease	 leases[WORKER_LEASES];
 	struct groupcommit	*publishes;	/* shared by the process's threads */
@@ -373,14 +384,16 @@ struct ws_out {
 	size_t	 len, cap;
 };
 struct grip_pub;
-int	grip_parse(const char *body, size_t len, struct ws_event *, size_t max, size_t *n);
+int	grip_next(const char *body, size_t len, size_t *off, struct ws_event *);
+long	grip_count(const char *body, size_t len);
 int	grip_is(const struct ws_event *, const char *type);
 int	grip_out_event(struct ws_out *, const char *type, const char *content, size_t len);
 int	grip_out_text(struct ws_out *, const char *text);
 int	grip_out_control(struct ws_out *, json_object *msg);
 int	grip_out_close(struct ws_out *, int code);
 void	grip_out_free(struct ws_out *);
-int	grip_sig_valid(const char *token, const char *key, int64_t now_s);
+#define GRIP_SIG_MAX 4096	/* bytes of a Grip-Sig token we look at */
+int	grip_sig_valid(const char *token, const char *key, const char *iss, int64_t now_s);
 int	grip_init(void);
 struct grip_pub *grip_pub_new(const char *urls, int timeout_ms, int max_body);
 void	grip_pub_free(struct grip_pub *);

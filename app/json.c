@@ -291,6 +291,7 @@ json_parse_strict(const char *text, size_t len, char *err, size_t errlen)
 {
 	struct json_tokener *tok;
 	json_object *o;
+	int trailing = 0;
 
 	err[0] = '\0';
 	if (len > INT_MAX) {
@@ -305,11 +306,16 @@ json_parse_strict(const char *text, size_t len, char *err, size_t errlen)
 	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	o = json_tokener_parse_ex(tok, text, (int)len);
-	if (json_tokener_get_error(tok) != json_tokener_success ||
-	    (size_t)json_tokener_get_parse_end(tok) != len) {
+	/* a bare number or literal ends only where json-c sees a NUL after it */
+	if (o == NULL && json_tokener_get_error(tok) == json_tokener_continue)
+		o = json_tokener_parse_ex(tok, "", 1);
+	else if (o != NULL && (size_t)json_tokener_get_parse_end(tok) != len)
+		trailing = 1;	/* json_check says this cannot happen */
+	if (json_tokener_get_error(tok) != json_tokener_success || trailing) {
 		json_object_put(o);
 		o = NULL;
-		snprintf(err, errlen, "%s", json_tokener_error_desc(json_tokener_get_error(tok)));
+		snprintf(err, errlen, "%s", trailing ? "trailing characters" :
+		    json_tokener_error_desc(json_tokener_get_error(tok)));
 	}
 	json_tokener_free(tok);
 	return o;

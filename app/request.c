@@ -34,6 +34,7 @@ req_free(struct req *r)
 	free(r->meta_uid);
 	free(r->meta_renew);
 	free(r->meta_seen);
+	free(r->meta_ce);
 	free(r->body);
 	for (i = 0; i < r->nparams; i++) {
 		free(r->params[i].key);
@@ -48,15 +49,19 @@ req_free(struct req *r)
 	r->route = -1;
 }
 
-/* Decode one key or value into a fresh string; NULL on a bad escape. */
+/*
+ * Decode one key or value into a fresh string; NULL on a bad escape or
+ * when it is not text (valid_text: strict UTF-8, no control characters).
+ */
 static char *
 decode(const char *s, size_t len)
 {
+	size_t n;
 	char *out;
 
 	if ((out = malloc(len + 1)) == NULL)
 		return NULL;
-	if (pct_decode(s, len, out, len + 1, NULL) != 0) {
+	if (pct_decode(s, len, out, len + 1, &n) != 0 || !valid_text(out, n)) {
 		free(out);
 		return NULL;
 	}
@@ -98,7 +103,8 @@ req_parse_query(struct req *r, char *err, size_t errlen)
 		r->params[n].key = k;
 		r->nparams = ++n;
 		if (k == NULL || r->params[n - 1].value == NULL || *k == '\0') {
-			snprintf(err, errlen, "malformed query string");
+			snprintf(err, errlen, "malformed query string (a bad escape, %%00, a control"
+			    " character or invalid UTF-8)");
 			return -1;
 		}
 		for (j = 0; k[j] != '\0'; j++)

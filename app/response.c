@@ -8,11 +8,11 @@
 
 #include "app.h"
 
+/* An empty answer: status 0 until something answers (router_finish checks). */
 void
 resp_init(struct resp *p)
 {
 	memset(p, 0, sizeof(*p));
-	p->status = 200;
 }
 
 void
@@ -27,12 +27,43 @@ resp_free(struct resp *p)
 	memset(p, 0, sizeof(*p));
 }
 
-/* Add a response header (name and value must not hold CR or LF). */
+/*
+ * Whether name is an HTTP field name (RFC 9110 token) and value holds no
+ * CR, LF or NUL (nor other control characters but tab): anything else
+ * would end the header line and let the rest of the value become
+ * headers of its own, which Pushpin would believe (Set-Meta-*).
+ */
+static int
+header_ok(const char *name, const char *value)
+{
+	const unsigned char *c;
+
+	if (*name == '\0')
+		return 0;
+	for (c = (const unsigned char *)name; *c != '\0'; c++)
+		if (*c <= 0x20 || *c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", *c) != NULL)
+			return 0;
+	for (c = (const unsigned char *)value; *c != '\0'; c++)
+		if ((*c < 0x20 && *c != '\t') || *c == 0x7f)
+			return 0;
+	return 1;
+}
+
+/*
+ * Add a response header.  A name or value that could break the header
+ * block is refused (-1, logged), whoever the caller: the header is not
+ * sent, the rest of the answer is.
+ */
 int
 resp_header(struct resp *p, const char *name, const char *value)
 {
 	char *h = NULL;
 
+	if (name == NULL || value == NULL || !header_ok(name, value)) {
+		log_error("response header %.40s refused: a control character or a bad name",
+		    name ? name : "(null)");
+		return -1;
+	}
 	if (asprintf(&h, "%s%s: %s\r\n", p->headers ? p->headers : "", name, value) < 0)
 		return -1;
 	free(p->headers);

@@ -101,13 +101,14 @@ router_get(size_t i)
  * Match a raw path against a pattern.  Captured segments are
  * percent-decoded into malloc'd strings in args (the caller frees them,
  * also on failure).  Returns 1 on a match, 0 otherwise, -1 when a
- * captured segment is not valid percent-encoding.
+ * captured segment is not valid percent-encoding of text (valid_text:
+ * strict UTF-8, no NUL or other control characters).
  */
 int
 router_match_path(const char *pattern, const char *path, char **args, size_t *nargs)
 {
 	const char *pp = pattern, *sp = path, *pe, *se;
-	size_t n = 0, i;
+	size_t n = 0, i, len;
 
 	*nargs = 0;
 	while (*pp == '/' && *sp == '/') {
@@ -122,7 +123,7 @@ router_match_path(const char *pattern, const char *path, char **args, size_t *na
 				goto nomatch;
 			*nargs = ++n;
 			if (pct_decode(sp, (size_t)(se - sp), args[n - 1],
-			    (size_t)(se - sp) + 1, NULL) != 0)
+			    (size_t)(se - sp) + 1, &len) != 0 || !valid_text(args[n - 1], len))
 				return -1;
 		} else if (pe - pp != se - sp || strncmp(pp, sp, (size_t)(pe - pp)) != 0)
 			goto nomatch;
@@ -176,7 +177,8 @@ route_find(struct req *r, struct resp *p)
 		return found;
 	}
 	if (bad)
-		return resp_error(p, 400, "invalid_input", "malformed percent-encoding in path"), -1;
+		return resp_error(p, 400, "invalid_input", "the path is not percent-encoded UTF-8"
+		    " text (a bad escape, %%00, a control character or invalid UTF-8)"), -1;
 	if (p->allow[0] != '\0')
 		return resp_error(p, 405, "method_not_allowed", "%s is not allowed here; use %s",
 		    r->method, p->allow), -1;
@@ -258,33 +260,23 @@ is_json_type(const char *ct)
 	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
+/*
+ * Parse the body: strict JSON (app/json.c), so nothing json-c would
+ * change or MariaDB would refuse gets past here, and an object.
+ */
 static int
 parse_body(struct req *r, struct resp *p)
 {
-	struct json_tokener *tok;
-	enum json_tokener_error jerr;
+	char err[96];
 
 	if (r->bodylen == 0)
 		return 0;
 	if (!is_json_type(r->content_type))
 		return resp_error(p, 415, "unsupported_media_type",
 		    "the body must be application/json");
-	if ((tok = json_tokener_new()) == NULL)
-		return resp_error(p, 500, "internal", "out of memory");
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	r->json = json_tokener_parse_ex(tok, r->body, (int)r->bodylen);
-	jerr = json_tokener_get_error(tok);
-	if (r->json != NULL && jerr == json_tokener_success &&
-	    (size_t)json_tokener_get_parse_end(tok) != r->bodylen) {
-		json_object_put(r->json);
-		r->json = NULL;
-		jerr = json_tokener_error_parse_unexpected;
-	}
-	json_tokener_free(tok);
-	if (r->json == NULL || jerr != json_tokener_success)
+	if ((r->json = json_parse_strict(r->body, r->bodylen, err, sizeof(err))) == NULL)
 		return resp_error(p, 400, "invalid_input", "the body is not valid JSON: %s",
-		    json_tokener_error_desc(jerr == json_tokener_success ?
-		    json_tokener_error_parse_eof : jerr));
+		    err[0] ? err : "null");
 	if (!json_object_is_type(r->json, json_type_object))
 		return resp_error(p, 400, "invalid_input", "the body must be a JSON object");
 	return 0;
@@ -300,7 +292,6 @@ router_handle(struct req *r, struct resp *p)
 {
 	const struct route *rt;
 	char err[160];
-	int rc;
 
 	if ((r->route = route_find(r, p)) < 0)
 		return;
@@ -315,12 +306,20 @@ router_handle(struct req *r, struct resp *p)
 		return;
 	if ((rt->flags & R_BODY) && parse_body(r, p) != 0)
 		return;
-	rc = rt->fn(r, p);
-	if (rc == 0 && p->status == 0)
-		p->status = 200;
-	else if (p->status == 0) {
-		/* a handler failed without answering: never an empty 200 */
-		log_error("%s %s: handler returned %d without an answer", r->method, r->path, rc);
-		resp_error(p, 500, "internal", "the request could not be carried out");
-	}
+	router_finish(r, p, rt->fn(r, p));
+}
+
+/*
+ * After a handler returned rc: a handler that answered nothing, or that
+ * says it failed while its answer says otherwise, gets a 500 instead of
+ * an empty or misleading 200.
+ */
+void
+router_finish(const struct req *r, struct resp *p, int rc)
+{
+	if (p->status != 0 && !(rc >= 400 && p->status < 400))
+		return;
+	log_error("%s %s: handler returned %d with %s", r->method ? r->method : "-",
+	    r->path ? r->path : "-", rc, p->status ? "a success answer" : "no answer");
+	resp_error(p, 500, "internal", "the request could not be carried out");
 }

@@ -66,7 +66,8 @@ hexval(int c)
 
 /*
  * Decode %XX escapes only; '+' stays '+' (SPEC 1).  A '%' not followed by
- * two hex digits is an error.  dst gets a NUL; returns 0 or -1.
+ * two hex digits is an error, and so is %00: a NUL would silently cut the
+ * C string short.  dst gets a NUL; returns 0 or -1.
  */
 int
 pct_decode(const char *src, size_t len, char *dst, size_t dstlen, size_t *outlen)
@@ -74,6 +75,8 @@ pct_decode(const char *src, size_t len, char *dst, size_t dstlen, size_t *outlen
 	size_t i, o = 0;
 	int hi, lo;
 
+	if (dstlen == 0)
+		return -1;
 	for (i = 0; i < len; i++) {
 		if (o + 1 >= dstlen)
 			return -1;
@@ -85,7 +88,7 @@ pct_decode(const char *src, size_t len, char *dst, size_t dstlen, size_t *outlen
 			return -1;
 		hi = hexval((unsigned char)src[i + 1]);
 		lo = hexval((unsigned char)src[i + 2]);
-		if (hi < 0 || lo < 0)
+		if (hi < 0 || lo < 0 || (hi | lo) == 0)
 			return -1;
 		dst[o++] = (char)(hi << 4 | lo);
 		i += 2;

@@ -137,25 +137,31 @@ utf8_valid(const char *s, size_t len)
 }
 
 /*
- * An identifier from outside (a user id, a client id, a device id):
- * 1 to max bytes of strict UTF-8 without control characters (C0, DEL,
- * C1), which could end a header line or a log line.
+ * Whether s[0..len) is text from outside we can keep and echo: strict
+ * UTF-8 (utf8_char) without control characters (C0, DEL, C1), which
+ * could end a header line or a log line, or cut a C string short.
  */
 int
-valid_text_id(const char *s, size_t max)
+valid_text(const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t len, n;
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	size_t n;
 	uint32_t cp;
 
-	if (s == NULL || (len = strlen(s)) == 0 || len > max)
-		return 0;
-	while (*p != '\0') {
-		if ((n = utf8_char(p, len - (size_t)(p - (const unsigned char *)s), &cp)) == 0 ||
-		    cp < 0x20 ||
+	while (p < end) {
+		if ((n = utf8_char(p, (size_t)(end - p), &cp)) == 0 || cp < 0x20 ||
 		    (cp >= 0x7f && cp <= 0x9f))
 			return 0;
 		p += n;
 	}
 	return 1;
+}
+
+/* An identifier from outside (a user id, a client id): 1 to max bytes of valid_text(). */
+int
+valid_text_id(const char *s, size_t max)
+{
+	size_t len;
+
+	return s != NULL && (len = strlen(s)) > 0 && len <= max && valid_text(s, len);
 }

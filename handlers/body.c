@@ -50,15 +50,16 @@ body_data(json_object *v, char **owned, const char **data, size_t *len)
 	*len = strlen(*owned);
 }
 
+/* 1 to MAX_IDEM_KEY bytes of UTF-8 text without spaces or control characters. */
 int
 idem_key_valid(const char *k)
 {
 	size_t i, len = strlen(k);
 
-	if (len == 0 || len > MAX_IDEM_KEY)
+	if (len == 0 || len > MAX_IDEM_KEY || !valid_text(k, len))
 		return 0;
 	for (i = 0; i < len; i++)
-		if ((unsigned char)k[i] < 0x21 || k[i] == 0x7f)
+		if (k[i] == ' ')
 			return 0;
 	return 1;
 }

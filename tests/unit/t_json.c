@@ -100,6 +100,17 @@ test_json(void)
 	ok(json_int(o, "s", &i) != 0, "json_int of a string fails");
 	ok(json_obj(o, "o") != NULL && json_obj(o, "s") == NULL, "json_obj");
 	json_object_put(o);
+	o = json_parse_strict("3", 1, err, sizeof(err));
+	ok(o != NULL && json_object_get_int(o) == 3, "a bare number at the very end: %s", err);
+	json_object_put(o);
+	o = json_parse_strict("true", 4, err, sizeof(err));
+	ok(o != NULL && json_object_get_boolean(o), "a bare literal at the very end: %s", err);
+	json_object_put(o);
+	o = json_parse_strict("null", 4, err, sizeof(err));
+	ok(o == NULL && err[0] == '\0', "null parses to NULL without an error: %s", err);
+	o = json_parse_strict("0 ", 2, err, sizeof(err));
+	ok(o != NULL && json_object_get_int(o) == 0, "a number then a blank: %s", err);
+	json_object_put(o);
 	ok(json_parse_object("[1]") == NULL, "json_parse_object of an array: NULL");
 	ok(json_str(NULL, "a") == NULL, "json_str of NULL");
 }

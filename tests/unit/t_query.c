@@ -58,7 +58,7 @@ test_params(const struct config *cfg)
 	ok(req_param_int(&r, "dir", 0, 10, 5, &v) != 0, "req_param_int: words rejected");
 	req_free(&r);
 
-	ok(parse(&r, cfg, "limit=0&neg=-5&plus=%2B5&sp=%205&big=1001&tab=%095") == 0,
+	ok(parse(&r, cfg, "limit=0&neg=-5&plus=%2B5&sp=%205&big=1001") == 0,
 	    "numbers parse");
 	ok(req_param_int(&r, "limit", 1, 1000, 100, &v) != 0, "limit=0 below 1 rejected");
 	ok(req_param_int(&r, "neg", 0, 1000, 100, &v) != 0, "negative with min 0 rejected");
@@ -66,7 +66,25 @@ test_params(const struct config *cfg)
 	ok(req_param_int(&r, "plus", 0, 10, 0, &v) != 0, "decoded '+5' rejected");
 	ok(req_param_int(&r, "sp", 0, 10, 0, &v) != 0, "decoded ' 5' rejected");
 	ok(req_param_int(&r, "big", 1, 1000, 100, &v) != 0, "1001 above 1000 rejected");
-	ok(req_param_int(&r, "tab", 0, 10, 0, &v) != 0, "decoded '\\t5' rejected");
+	req_free(&r);
+
+	/* what a value may not hold once decoded: the query is malformed (400) */
+	ok(parse(&r, cfg, "tab=%095") != 0, "a decoded tab rejected");
+	req_free(&r);
+	ok(parse(&r, cfg, "a=x%00y") != 0, "%%00 rejected (it would cut the value to \"x\")");
+	req_free(&r);
+	ok(parse(&r, cfg, "a=%0D%0AX-Injected:%201") != 0, "decoded CR/LF rejected");
+	req_free(&r);
+	ok(parse(&r, cfg, "a=%C0%AF") != 0, "overlong UTF-8 rejected");
+	req_free(&r);
+	ok(parse(&r, cfg, "a=%FF") != 0, "a byte that is never UTF-8 rejected");
+	req_free(&r);
+	ok(parse(&r, cfg, "a=%ED%A0%80") != 0, "a UTF-8 surrogate rejected");
+	req_free(&r);
+	ok(parse(&r, cfg, "%00=1") != 0, "%%00 in a key rejected");
+	req_free(&r);
+	ok(parse(&r, cfg, "a=%C3%A9t%C3%A9") == 0, "UTF-8 text accepted");
+	is_str(req_param(&r, "a"), "\xc3\xa9t\xc3\xa9", "and decoded");
 	req_free(&r);
 }
 
@@ -125,8 +143,9 @@ test_pct_decode(void)
 	is_str(out, "a+b c", "'+' stays '+', %%20 is the space");
 	ok(pct_decode("%25%32%35", 9, out, sizeof(out), &n) == 0, "%%25 decodes once");
 	is_str(out, "%25", "no double decoding");
-	ok(pct_decode("%00", 3, out, sizeof(out), &n) == 0 && n == 1 && out[0] == '\0',
-	    "%%00 decodes to one NUL byte, reported by outlen");
+	ok(pct_decode("%00", 3, out, sizeof(out), &n) != 0,
+	    "%%00 rejected: a NUL would cut the string short");
+	ok(pct_decode("", 0, out, 0, &n) != 0, "no room even for the NUL: rejected");
 	ok(pct_decode("%C3%A9", 6, out, sizeof(out), &n) == 0 && n == 2 &&
 	    (unsigned char)out[0] == 0xc3 && (unsigned char)out[1] == 0xa9, "UTF-8 bytes");
 	ok(pct_decode("%", 1, out, sizeof(out), &n) != 0, "lone '%%' rejected");
@@ -219,6 +238,22 @@ test_router(void)
 	m = router_match_path(pat, "/apps/4%2/channels/x", args, &n);
 	ok(m == -1, "bad escape in a capture: -1");
 	free_args(args, n);
+	{
+		static const char *const bad[] = { "%00", "x%00y", "a%0D%0Ab", "%C0%AF", "%FF",
+		    "%ED%A0%80", "%F4%90%80%80", "%7F", "%C2%85" };
+		char path[64];
+		size_t i;
+
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(path, sizeof(path), "/apps/42/channels/%s", bad[i]);
+			m = router_match_path(pat, path, args, &n);
+			ok(m == -1, "a capture decoding to no valid text (%s): -1", bad[i]);
+			free_args(args, n);
+		}
+		m = router_match_path(pat, "/apps/42/channels/%C3%A9", args, &n);
+		ok(m == 1, "a capture of UTF-8 text matches");
+		free_args(args, n);
+	}
 	m = router_match_path(pat, "/apps/42/channels/%zz", args, &n);
 	ok(m == -1, "non-hex escape in a capture: -1");
 	free_args(args, n);
