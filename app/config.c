@@ -63,11 +63,16 @@ static const struct cdef defs[] = {
 	/* realtime through Pushpin (README "Realtime") */
 	S(pushpin_publish, ""),
 	S(pushpin_sig_key, ""),
+	S(pushpin_sig_iss, "pushpin"),	/* Pushpin's own default */
 	I(pushpin_timeout_ms, "1000", 10, 60000),
 	I(pushpin_max_body, "1000000", 4096, 67108864),	/* Pushpin's default */
 	I(ws_keepalive_s, "20", 20, 3600),	/* Pushpin's floor is 20 s */
 	I(ws_lease_s, "60", 25, 86400),
 	I(ws_activity_timeout_s, "120", 5, 3600),
+	I(ws_client_events_per_s, "10", 1, 10000),	/* Pusher's limit */
+	I(ws_max_channels, "100", 1, 100000),
+	I(presence_max_members, "100", 1, 100000),	/* Pusher's limit */
+	I(presence_max_user_info, "2048", 64, 65535),	/* Sockudo's (Pusher: 1 KB) */
 	I(webhook_timeout_ms, "5000", 100, 600000),
 	I(webhook_retry_base_ms, "1000", 1, 3600000),
 	I(webhook_max_attempts, "8", 1, 100),

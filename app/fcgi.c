@@ -132,6 +132,7 @@ read_request(FCGX_Request *fr, struct req *r, struct resp *p)
 		r->meta_uid = param(fr, "HTTP_META_UID");
 		r->meta_renew = param(fr, "HTTP_META_RENEW");
 		r->meta_seen = param(fr, "HTTP_META_SEEN");
+		r->meta_ce = param(fr, "HTTP_META_CE");
 	}
 	if (r->method == NULL || r->uri == NULL || r->uri[0] != '/')
 		return resp_error(p, 400, "invalid_input", "no REQUEST_URI from the web server");

@@ -18,40 +18,62 @@
 #include "push.h"
 
 /*
- * Split a WebSocket-over-HTTP body into events: "TYPE\r\n" or
- * "TYPE <hex length>\r\n<content>\r\n".  Contents point into body.
- * Returns 0, or -1 when the body is malformed or has over max events.
+ * The next WebSocket-over-HTTP event of body at *off: "TYPE\r\n" or
+ * "TYPE <hex length>\r\n<content>\r\n".  Its content points into body;
+ * *off moves past it.  Returns 1 for an event, 0 at the end, -1 when the
+ * body is malformed there.
  */
 int
-grip_parse(const char *body, size_t len, struct ws_event *ev, size_t max, size_t *n)
+grip_next(const char *body, size_t len, size_t *off, struct ws_event *ev)
 {
-	const char *p = body, *end = body + len, *eol, *sp;
-	unsigned long long clen;
-	char *ep;
+	const char *p = body + *off, *end = body + len, *eol, *sp, *h;
+	unsigned long long clen = 0;
 
-	*n = 0;
-	while (p < end) {
-		if (*n == max || (eol = memmem(p, (size_t)(end - p), "\r\n", 2)) == NULL)
-			return -1;
-		sp = memchr(p, ' ', (size_t)(eol - p));
-		ev[*n].type = p;
-		ev[*n].typelen = (size_t)((sp ? sp : eol) - p);
-		ev[*n].content = NULL;
-		ev[*n].len = 0;
-		if (sp != NULL) {
-			clen = strtoull(sp + 1, &ep, 16);
-			if (ep != eol || sp + 1 == eol || clen > (size_t)(end - eol - 2) ||
-			    (size_t)(end - eol - 2) - clen < 2 ||
-			    memcmp(eol + 2 + clen, "\r\n", 2) != 0)
-				return -1;
-			ev[*n].content = eol + 2;
-			ev[*n].len = (size_t)clen;
-			p = eol + 2 + clen + 2;
-		} else
-			p = eol + 2;
-		(*n)++;
+	if (*off >= len)
+		return 0;
+	if ((eol = memmem(p, (size_t)(end - p), "\r\n", 2)) == NULL)
+		return -1;
+	sp = memchr(p, ' ', (size_t)(eol - p));
+	ev->type = p;
+	ev->typelen = (size_t)((sp ? sp : eol) - p);
+	ev->content = NULL;
+	ev->len = 0;
+	if (ev->typelen == 0)
+		return -1;
+	if (sp == NULL) {
+		*off = (size_t)(eol + 2 - body);
+		return 1;
 	}
-	return 0;
+	/* hex digits only (strtoull would take blanks, signs and "0x") */
+	if (sp + 1 == eol || eol - sp - 1 > 16)
+		return -1;
+	for (h = sp + 1; h < eol; h++) {
+		int c = (unsigned char)*h;
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+			return -1;
+		clen = clen << 4 | (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+	}
+	if (clen > (size_t)(end - eol - 2) || (size_t)(end - eol - 2) - clen < 2 ||
+	    memcmp(eol + 2 + clen, "\r\n", 2) != 0)
+		return -1;
+	ev->content = eol + 2;
+	ev->len = (size_t)clen;
+	*off = (size_t)(eol + 2 + clen + 2 - body);
+	return 1;
+}
+
+/* How many events body holds, or -1 when any of it is malformed. */
+long
+grip_count(const char *body, size_t len)
+{
+	struct ws_event ev;
+	size_t off = 0;
+	long n = 0;
+	int rc;
+
+	while ((rc = grip_next(body, len, &off, &ev)) == 1)
+		n++;
+	return rc == 0 ? n : -1;
 }
 
 /* Whether an event is of the given type ("OPEN", "TEXT", ...). */
@@ -140,23 +162,25 @@ grip_out_free(struct ws_out *o)
 
 /*
  * Check Pushpin's Grip-Sig header: a JWT (HS256) signed with the shared
- * key whose exp is still ahead.  It proves the request came through
- * Pushpin, so its Connection-Id and Meta-* headers can be believed.
- * Returns 1 when valid.
+ * key, issued by iss (Pushpin's sig_iss), whose exp is still ahead.  It
+ * proves the request came through Pushpin, so its Connection-Id and
+ * Meta-* headers can be believed.  Every part is untrusted until the
+ * signature is checked, and type-checked after.  Returns 1 when valid.
  */
 int
-grip_sig_valid(const char *token, const char *key, int64_t now_s)
+grip_sig_valid(const char *token, const char *key, const char *iss, int64_t now_s)
 {
-	const char *dot1, *dot2;
+	const char *dot1, *dot2, *alg, *who;
 	unsigned char mac[EVP_MAX_MD_SIZE], *sig = NULL, *hdr = NULL, *pl = NULL;
 	unsigned int maclen = 0;
 	size_t siglen = 0, hlen = 0, plen = 0;
-	json_object *h = NULL, *p = NULL, *v;
+	json_object *h = NULL, *p = NULL;
 	char *hs = NULL, *ps = NULL;
+	int64_t exp;
 	int ok = 0;
 
-	if (token == NULL || *key == '\0' || (dot1 = strchr(token, '.')) == NULL ||
-	    (dot2 = strchr(dot1 + 1, '.')) == NULL)
+	if (token == NULL || *key == '\0' || strlen(token) > GRIP_SIG_MAX ||
+	    (dot1 = strchr(token, '.')) == NULL || (dot2 = strchr(dot1 + 1, '.')) == NULL)
 		return 0;
 	if (HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)token,
 	    (size_t)(dot2 - token), mac, &maclen) == NULL ||
@@ -168,13 +192,15 @@ grip_sig_valid(const char *token, const char *key, int64_t now_s)
 	if (hs == NULL || ps == NULL || b64url_decode(hs, &hdr, &hlen) != 0 ||
 	    b64url_decode(ps, &pl, &plen) != 0)
 		goto out;
-	h = json_tokener_parse((char *)hdr);
-	p = json_tokener_parse((char *)pl);
-	if (h == NULL || p == NULL || !json_object_object_get_ex(h, "alg", &v) ||
-	    strcmp(json_object_get_string(v), "HS256") != 0)
+	h = json_parse_object((char *)hdr);
+	p = json_parse_object((char *)pl);
+	if ((alg = json_str(h, "alg")) == NULL || strcmp(alg, "HS256") != 0)
+		goto out;
+	/* the issuer Pushpin was told to sign as, when one is configured */
+	if (*iss != '\0' && ((who = json_str(p, "iss")) == NULL || strcmp(who, iss) != 0))
 		goto out;
 	/* exp is required: a token that never expires could be replayed forever */
-	ok = json_object_object_get_ex(p, "exp", &v) && json_object_get_int64(v) > now_s;
+	ok = json_int(p, "exp", &exp) == 0 && exp > now_s;
 out:
 	json_object_put(h);
 	json_object_put(p);

@@ -193,7 +193,7 @@ sweep(struct hookd *h)
 {
 	struct sweep *s = calloc(1, sizeof(*s));
 	struct app a;
-	struct rt t = { h->db, h->grip, &a };
+	struct rt t = { h->db, h->grip, &a, NULL };
 	size_t i, n = 0;
 
 	if (s == NULL || db_conns_expired(h->db, now_ms(), SWEEP_BATCH, row_expired, s) != 0) {

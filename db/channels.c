@@ -72,9 +72,9 @@ db_conn_remove(struct db *d, const char *app_id, const char *socket_id)
 	return db_commit(d);
 }
 
-/* Two counts of one row: subscriptions, and users (or one user's sockets). */
+/* Counts of one channel: subscriptions, one user's sockets, members. */
 struct counts {
-	long long	subs, users;
+	long long	subs, users, members;
 };
 
 static int
@@ -84,37 +84,66 @@ row_counts(const struct db_row *row, void *arg)
 
 	c->subs = strtoll(row->col[0], NULL, 10);
 	c->users = row->col[1] ? strtoll(row->col[1], NULL, 10) : 0;	/* SUM of nothing */
+	c->members = row->col[2] ? strtoll(row->col[2], NULL, 10) : 0;
 	return 1;
 }
 
 /*
- * The channel's subscriptions and those of user_id (may be NULL), with
- * the channel's rows locked: joins and leaves of one channel take turns,
- * so exactly one of them sees it become occupied or vacated, and one
- * sees a user's first socket arrive or last one go.
+ * The channel's subscriptions, those of user_id (may be NULL) and its
+ * presence members, with the channel's rows locked: joins and leaves of
+ * one channel take turns, so exactly one of them sees it become occupied
+ * or vacated, one sees a user's first socket arrive or last one go, and
+ * the member cap is never passed.
  */
 static int
 occupancy(struct db *d, const char *app_id, const char *channel, const char *user_id,
     struct counts *o)
 {
-	static const char sql[] = "SELECT COUNT(*), SUM(user_id = ?)"
+	static const char sql[] = "SELECT COUNT(*), SUM(user_id = ?), COUNT(DISTINCT user_id)"
 	    " FROM channel_subscriptions WHERE app_id = ? AND channel = ? FOR UPDATE";
 	struct db_val v[] = { user_id ? DB_STR(user_id) : DB_NUL, DB_STR(app_id),
 	    DB_STR(channel) };
 
-	o->subs = o->users = 0;
+	o->subs = o->users = o->members = 0;
 	return db_query(d, sql, v, 3, row_counts, o);
+}
+
+/*
+ * Whether the socket may take one more channel: it is on fewer than max,
+ * or already on this one.  A socket's requests come one at a time
+ * (Pushpin waits for each answer), so its count cannot race.
+ */
+static int
+socket_has_room(struct db *d, const char *app_id, const char *channel,
+    const char *socket_id, int max, int *room)
+{
+	static const char sql[] = "SELECT COUNT(*), SUM(channel = ?), 0"
+	    " FROM channel_subscriptions WHERE app_id = ? AND socket_id = ?";
+	struct db_val v[] = { DB_STR(channel), DB_STR(app_id), DB_STR(socket_id) };
+	struct counts c = { 0, 0, 0 };
+	int rc;
+
+	*room = 1;
+	if (max <= 0)
+		return 0;
+	if ((rc = db_query(d, sql, v, 3, row_counts, &c)) == 0)
+		*room = c.subs < max || c.users > 0;
+	return rc;
 }
 
 /*
  * Subscribe a socket to a channel.  For presence channels user_id (and
  * the member's user_info JSON) make the socket a member; a user with
- * several sockets counts once.  Subscribing again is not an error.  With chg, also say what the join changed
- * (the caller holds a transaction to make that exact).
+ * several sockets counts once.  Subscribing again is not an error.
+ * lim (may be NULL) caps a presence channel's members and a socket's
+ * channels: over either, nothing is added and chg->refused says which.
+ * With chg, also say what the join changed (the caller holds a
+ * transaction to make that exact).
  */
 int
 db_sub_add(struct db *d, const char *app_id, const char *channel, const char *socket_id,
-    const char *user_id, const char *user_info, struct sub_change *chg)
+    const char *user_id, const char *user_info, const struct sub_limits *lim,
+    struct sub_change *chg)
 {
 	/*
 	 * A socket already on the channel keeps its first membership: a
@@ -128,12 +157,27 @@ db_sub_add(struct db *d, const char *app_id, const char *channel, const char *so
 	    DB_I64(now_ms()) };
 	struct counts before;
 	unsigned long long n = 0;
-	int rc;
+	int rc, room = 1;
 
 	if (chg != NULL) {
 		memset(chg, 0, sizeof(*chg));
 		if ((rc = occupancy(d, app_id, channel, user_id, &before)) != 0)
 			return rc;
+	}
+	if (lim != NULL && chg != NULL) {
+		if ((rc = socket_has_room(d, app_id, channel, socket_id, lim->socket_channels,
+		    &room)) != 0)
+			return rc;
+		if (!room) {
+			chg->refused = SUB_FULL_SOCKET;
+			return 0;
+		}
+		/* a new member of a full channel (a member's next socket is welcome) */
+		if (user_id != NULL && lim->members > 0 && before.users == 0 &&
+		    before.members >= lim->members) {
+			chg->refused = SUB_FULL_CHANNEL;
+			return 0;
+		}
 	}
 	if ((rc = db_exec(d, sql, v, 6, &n)) != 0 || chg == NULL)
 		return rc;
@@ -320,7 +364,7 @@ db_channel_counts(struct db *d, const char *app_id, const char *channel,
 	static const char sql[] = "SELECT COUNT(*), COUNT(DISTINCT user_id)"
 	    " FROM channel_subscriptions WHERE app_id = ? AND channel = ?";
 	struct db_val v[] = { DB_STR(app_id), DB_STR(channel) };
-	struct counts c = { 0, 0 };
+	struct counts c = { 0, 0, 0 };
 	int rc;
 
 	if ((rc = db_query(d, sql, v, 2, row_counts, &c)) != 0)

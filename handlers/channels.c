@@ -125,7 +125,7 @@ int
 h_users_terminate(struct req *r, struct resp *p)
 {
 	const char *user = r->args[1], *sock;
-	struct rt t = { r->w->db, r->w->grip, &r->app };
+	struct rt t = { r->w->db, r->w->grip, &r->app, NULL };
 	json_object *socks;
 	size_t len = strlen(user), i;
 	int rc;

@@ -13,10 +13,12 @@ int	h_socket_events(struct req *, struct resp *);
 
 /* realtime.c: delivery to subscribers and channel state changes */
 struct grip_pub;
+struct sub_limits;
 struct rt {
 	struct db		*db;
 	struct grip_pub		*grip;		/* NULL: realtime delivery is off */
 	const struct app	*app;
+	const struct sub_limits	*limits;	/* of joins; NULL: none */
 };
 void	rt_grip_channel(char *out, size_t len, const char *app_id, const char *channel);
 void	rt_socket_channel(char *out, size_t len, const char *app_id, const char *socket_id);
@@ -30,7 +32,7 @@ void	rt_deliver(struct grip_pub *, const char *app_id, const char *channel,
 	    const char *event, const char *data, const char *except_socket);
 int	rt_webhook(struct db *, const struct app *, json_object *events);
 int	rt_join(struct rt *, const char *channel, const char *socket_id, const char *user_id,
-	    const char *user_info, int *added);
+	    const char *user_info, int *refused);
 int	rt_leave(struct rt *, const char *channel, const char *socket_id);
 int	rt_disconnect(struct rt *, const char *socket_id);
 void	rt_close_socket(struct grip_pub *, const char *app_id, const char *socket_id,

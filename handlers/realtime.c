@@ -161,6 +161,7 @@ static int
 change_tx(struct rt *t, int leave, const char *channel, const char *socket_id,
     const char *user_id, const char *user_info, struct sub_change *chg)
 {
+	const struct sub_limits *lim = t->limits;
 	int rc = DB_ERROR, attempt;
 
 	for (attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
@@ -168,7 +169,11 @@ change_tx(struct rt *t, int leave, const char *channel, const char *socket_id,
 			return rc;
 		sub_change_free(chg);
 		rc = leave ? db_sub_remove(t->db, t->app->id, channel, socket_id, chg) :
-		    db_sub_add(t->db, t->app->id, channel, socket_id, user_id, user_info, chg);
+		    db_sub_add(t->db, t->app->id, channel, socket_id, user_id, user_info, lim, chg);
+		if (rc == 0 && chg->refused) {
+			db_rollback(t->db);
+			return 0;
+		}
 		if (rc == 0)
 			rc = rt_webhook(t->db, t->app, change_events(channel, chg, user_id));
 		if (rc == 0 && (rc = db_commit(t->db)) == 0)
@@ -184,11 +189,12 @@ change_tx(struct rt *t, int leave, const char *channel, const char *socket_id,
  * Subscribe socket_id to channel, with user_id/user_info for presence:
  * the subscription and its webhooks (channel_occupied, member_added),
  * then a new member is announced to the channel's other subscribers.
- * *added says whether the subscription is new.  Returns 0 or DB_*.
+ * Over t->limits nothing happens and *refused says which (SUB_FULL_*;
+ * else 0).  Returns 0 or DB_*.
  */
 int
 rt_join(struct rt *t, const char *channel, const char *socket_id, const char *user_id,
-    const char *user_info, int *added)
+    const char *user_info, int *refused)
 {
 	struct sub_change chg = { 0 };
 	json_object *d;
@@ -196,10 +202,11 @@ rt_join(struct rt *t, const char *channel, const char *socket_id, const char *us
 
 	if ((rc = change_tx(t, 0, channel, socket_id, user_id, user_info, &chg)) != 0)
 		return rc;
-	*added = chg.added;
+	*refused = chg.refused;
 	if (chg.member_added && t->grip != NULL) {
 		d = json_object_new_object();
 		json_object_object_add(d, "user_id", json_object_new_string(user_id));
+		/* user_info was checked as strict JSON before it was stored */
 		json_object_object_add(d, "user_info", user_info ?
 		    json_tokener_parse(user_info) : NULL);
 		rt_deliver(t->grip, t->app->id, channel, "pusher_internal:member_added",

@@ -17,8 +17,8 @@
 #include "db/db.h"
 
 #define WS_CONTENT_TYPE	"application/websocket-events"
-#define MAX_EVENTS	64
-#define MAX_MEMBERS	100	/* Pusher's presence channel limit */
+#define WS_MAX_TEXTS	256	/* client messages handled in one request */
+#define MAX_USER_ID	200	/* bytes of a user id (the stored column's width) */
 
 /* Pusher's error codes (pusher.com/docs/channels/library_auth_reference/pusher-websockets-protocol) */
 enum {
@@ -30,6 +30,7 @@ enum {
 	E_BACKOFF	= 4100,	/* reconnect after a while */
 	E_RECONNECT	= 4200,	/* reconnect now */
 	E_NO_PONG	= 4201,
+	E_CLIENT_RATE	= 4301,	/* client event rejected due to rate limit */
 };
 
 /* One request's state: the socket, what to answer, what to publish after. */
@@ -41,6 +42,12 @@ struct sock {
 	const char	*uid;		/* signed-in user, or NULL */
 	int		 closed;	/* the answer closes the socket */
 	struct resp	*p;		/* for Set-Meta-* headers */
+	struct sub_limits lim;
+	/* client events in the current second, kept in Pushpin's meta (Meta-Ce) */
+	long long	 ce_sec;
+	long long	 ce_count;
+	int		 ce_changed;
+	int		 app_rc;	/* of the app lookup: 0, 1 unknown, -1 store down */
 };
 
 static void	on_gone(struct sock *);
@@ -320,7 +327,8 @@ presence_data(struct sock *s, const char *channel, int *rc)
 	json_object *hash = json_object_new_object(), *ids = json_object_new_array(),
 	    *p = json_object_new_object(), *d = json_object_new_object();
 
-	*rc = db_presence_members(s->r->w->db, s->r->app.id, channel, MAX_MEMBERS, hash);
+	*rc = db_presence_members(s->r->w->db, s->r->app.id, channel,
+	    s->r->cfg->presence_max_members, hash);
 	json_object_object_foreach(hash, k, v) {
 		(void)v;
 		json_object_array_add(ids, json_object_new_string(k));
@@ -352,25 +360,53 @@ send_cache(struct sock *s, const char *channel)
 	json_object_put(last);
 }
 
-/* The user a presence channel_data names, and its user_info as JSON text. */
-static int
-presence_member(const char *channel_data, char **user_id, char **user_info)
+/*
+ * The member a presence channel_data names: its user_id (a string, or a
+ * number as Pusher allows, 1 to MAX_USER_ID bytes without control
+ * characters) and its user_info as JSON text of at most max_info bytes.
+ * Returns NULL, or what is wrong (the subscription is refused).
+ */
+static const char *
+presence_member(const char *channel_data, size_t max_info, char **user_id, char **user_info)
 {
-	json_object *cd = json_tokener_parse(channel_data), *u, *info;
-	int ok = 0;
+	json_object *cd = json_parse_object(channel_data), *u, *info;
+	const char *why = NULL, *text;
 
 	*user_id = *user_info = NULL;
-	if (cd != NULL && json_object_object_get_ex(cd, "user_id", &u) &&
-	    (json_object_is_type(u, json_type_string) || json_object_is_type(u, json_type_int)) &&
-	    json_object_get_string_len(u) > 0 && json_object_get_string_len(u) <= 200) {
+	if (cd == NULL || !json_object_object_get_ex(cd, "user_id", &u) ||
+	    !(json_object_is_type(u, json_type_string) || json_object_is_type(u, json_type_int)) ||
+	    !valid_text_id(json_object_get_string(u), MAX_USER_ID))
+		why = "channel_data needs a user_id of 1 to 200 bytes without control characters";
+	else if (json_object_object_get_ex(cd, "user_info", &info) &&
+	    strlen(text = json_object_to_json_string_ext(info, JSON_C_TO_STRING_PLAIN)) > max_info)
+		why = "user_info is over the size limit";
+	else {
 		*user_id = strdup(json_object_get_string(u));
 		if (json_object_object_get_ex(cd, "user_info", &info))
 			*user_info = strdup(json_object_to_json_string_ext(info,
 			    JSON_C_TO_STRING_PLAIN));
-		ok = 1;
 	}
 	json_object_put(cd);
-	return ok;
+	return why;
+}
+
+/* A subscription refused by a limit: pusher:subscription_error, the socket stays. */
+static void
+sub_limited(struct sock *s, const char *channel, int refused)
+{
+	char why[160];
+
+	if (refused == SUB_FULL_CHANNEL)
+		snprintf(why, sizeof(why), "the presence channel is full (%d members)",
+		    s->lim.members);
+	else
+		snprintf(why, sizeof(why), "this connection is on %d channels, the most it may be on",
+		    s->lim.socket_channels);
+	json_object *d = json_object_new_object();
+	json_object_object_add(d, "type", json_object_new_string("LimitReached"));
+	json_object_object_add(d, "error", json_object_new_string(why));
+	json_object_object_add(d, "status", json_object_new_int(403));
+	say_event(s, "pusher:subscription_error", channel, d);
 }
 
 static void
@@ -381,7 +417,8 @@ on_subscribe(struct sock *s, json_object *data)
 	const char *auth = body_string(body_member(data, "auth", NULL));
 	const char *cdata = body_string(body_member(data, "channel_data", NULL));
 	char err[160], gch[300], *msg = NULL, *user = NULL, *info = NULL;
-	int added = 0, rc, presence;
+	const char *bad = NULL;
+	int refused = 0, rc, presence;
 
 	if (ch == NULL || !valid_channel_name(ch, err, sizeof(err)))
 		return say_error(s, 0, ch == NULL ? "pusher:subscribe needs a channel" :
@@ -395,19 +432,22 @@ on_subscribe(struct sock *s, json_object *data)
 		if (asprintf(&msg, presence ? "%s:%s:%s" : "%s:%s", s->socket_id, ch,
 		    cdata ? cdata : "") < 0)
 			return;
-		if (!auth_ok(&r->app, auth, msg) ||
-		    (presence && (cdata == NULL || !presence_member(cdata, &user, &info)))) {
+		if (!auth_ok(&r->app, auth, msg)) {
 			free(msg);
 			return sub_error(s, ch, "Invalid signature: the auth does not match"
 			    " the socket, channel and channel_data", 401);
 		}
 		free(msg);
+		if (presence && (bad = cdata == NULL ? "channel_data is required" :
+		    presence_member(cdata, (size_t)r->cfg->presence_max_user_info, &user,
+		    &info)) != NULL)
+			return sub_error(s, ch, bad, 400);
 	}
-	rc = rt_join(&s->rt, ch, s->socket_id, user, info, &added);
+	rc = rt_join(&s->rt, ch, s->socket_id, user, info, &refused);
 	free(info);
-	if (rc != 0) {
+	if (rc != 0 || refused) {
 		free(user);
-		return store_down(s, rc);
+		return rc != 0 ? store_down(s, rc) : sub_limited(s, ch, refused);
 	}
 	/* subscribe in Pushpin before telling the client, so that what it publishes next arrives */
 	rt_grip_channel(gch, sizeof(gch), r->app.id, ch);
@@ -432,10 +472,10 @@ static void
 on_unsubscribe(struct sock *s, json_object *data)
 {
 	const char *ch = body_string(body_member(data, "channel", NULL));
-	char gch[300];
+	char gch[300], err[160];
 	int rc;
 
-	if (ch == NULL)
+	if (ch == NULL || !valid_channel_name(ch, err, sizeof(err)))
 		return;
 	if ((rc = rt_leave(&s->rt, ch, s->socket_id)) != 0)
 		return store_down(s, rc);
@@ -454,29 +494,53 @@ on_signin(struct sock *s, json_object *data)
 	struct req *r = s->r;
 	const char *auth = body_string(body_member(data, "auth", NULL));
 	const char *ud = body_string(body_member(data, "user_data", NULL));
-	json_object *u = ud ? json_tokener_parse(ud) : NULL, *id, *d;
+	json_object *u = ud ? json_parse_object(ud) : NULL, *d;
+	const char *id = json_str(u, "id");
 	char *msg = NULL;
 	int rc;
 
-	if (ud == NULL || u == NULL || !json_object_object_get_ex(u, "id", &id) ||
-	    !json_object_is_type(id, json_type_string) || json_object_get_string_len(id) == 0 ||
-	    json_object_get_string_len(id) > 200 ||
+	/* the id becomes a header (Set-Meta-Uid) and a channel name: no controls */
+	if (id == NULL || !valid_text_id(id, MAX_USER_ID) ||
 	    asprintf(&msg, "%s::user::%s", s->socket_id, ud) < 0 || !auth_ok(&r->app, auth, msg)) {
 		free(msg);
 		json_object_put(u);
-		return say_error(s, E_UNAUTHORIZED, "Invalid signin: the auth does not match", 1);
+		return say_error(s, E_UNAUTHORIZED, "Invalid signin: the auth does not match, or"
+		    " user_data has no id of 1 to 200 bytes without control characters", 1);
 	}
 	free(msg);
-	if ((rc = db_conn_add(r->w->db, r->app.id, s->socket_id, json_object_get_string(id),
-	    lease_end(s))) != 0) {
+	if ((rc = db_conn_add(r->w->db, r->app.id, s->socket_id, id, lease_end(s))) != 0) {
 		json_object_put(u);
 		return store_down(s, rc);
 	}
-	resp_header(s->p, "Set-Meta-Uid", json_object_get_string(id));
+	if (resp_header(s->p, "Set-Meta-Uid", id) != 0) {
+		json_object_put(u);
+		return say_error(s, E_UNAUTHORIZED, "Invalid signin", 1);
+	}
 	d = json_object_new_object();
 	json_object_object_add(d, "user_data", json_object_new_string(ud));
 	say_event(s, "pusher:signin_success", NULL, d);
 	json_object_put(u);
+}
+
+/*
+ * Whether one more client event fits in this second: Pusher allows
+ * ws_client_events_per_s per connection.  The count lives in Pushpin's
+ * connection meta, so every worker on every host sees the same one.
+ */
+static int
+client_event_allowed(struct sock *s)
+{
+	long long now = now_ms() / 1000;
+
+	if (s->ce_sec != now) {
+		s->ce_sec = now;
+		s->ce_count = 0;
+	}
+	if (s->ce_count >= s->r->cfg->ws_client_events_per_s)
+		return 0;
+	s->ce_count++;
+	s->ce_changed = 1;
+	return 1;
 }
 
 /*
@@ -492,18 +556,31 @@ on_client_event(struct sock *s, const char *name, json_object *msg)
 	const char *ch = body_string(body_member(msg, "channel", NULL));
 	json_object *data = body_member(msg, "data", NULL), *items, *ev, *e;
 	const char *ds;
-	char *member = NULL;
+	char *member = NULL, err[160];
 	int rc, found = 0;
 
+	if (!valid_event_name(name, err, sizeof(err)))
+		return say_error(s, 0, "Client event rejected: the name must be 1 to 200 bytes"
+		    " without control characters", 0);
 	if (ch == NULL || !is_private(ch) || strncmp(ch, "private-encrypted-", 18) == 0)
 		return say_error(s, 0, "Client events are only allowed on private and presence"
 		    " channels", 0);
-	if ((rc = db_sub_get(r->w->db, r->app.id, ch, s->socket_id, &found, &member)) != 0 ||
-	    !found)
-		return say_error(s, 0, "Client event rejected: not subscribed to the channel", 0);
 	ds = data == NULL ? "" : json_object_is_type(data, json_type_string) ?
 	    json_object_get_string(data) : json_object_to_json_string_ext(data,
 	    JSON_C_TO_STRING_PLAIN);
+	if (strlen(ds) > (size_t)r->app.max_event_data_bytes) {
+		snprintf(err, sizeof(err), "Client event rejected: data is over %d bytes",
+		    r->app.max_event_data_bytes);
+		return say_error(s, 0, err, 0);
+	}
+	if (!client_event_allowed(s)) {
+		snprintf(err, sizeof(err), "Client event rejected: only %d are accepted per second",
+		    r->cfg->ws_client_events_per_s);
+		return say_error(s, E_CLIENT_RATE, err, 0);
+	}
+	if ((rc = db_sub_get(r->w->db, r->app.id, ch, s->socket_id, &found, &member)) != 0 ||
+	    !found)
+		return say_error(s, 0, "Client event rejected: not subscribed to the channel", 0);
 	items = json_object_new_array();
 	rt_item_add(items, r->app.id, ch, rt_message(name, ch, ds, strlen(ds),
 	    member), s->socket_id);
@@ -529,21 +606,27 @@ on_client_event(struct sock *s, const char *name, json_object *msg)
 static void
 on_text(struct sock *s, const char *text, size_t len)
 {
-	struct json_tokener *tok = json_tokener_new();
-	json_object *msg = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL, *data;
-	const char *ev = msg ? body_string(body_member(msg, "event", NULL)) : NULL;
+	char err[96];
+	json_object *msg = json_parse_strict(text, len, err, sizeof(err)), *data;
+	const char *ev = body_string(body_member(json_object_is_type(msg, json_type_object) ?
+	    msg : NULL, "event", NULL));
+	const char *ds;
 
-	json_tokener_free(tok);
 	if (ev == NULL) {
 		say_error(s, 0, "Invalid message: a JSON object with an event is expected", 0);
 		json_object_put(msg);
 		return;
 	}
 	data = body_member(msg, "data", NULL);
-	if (json_object_is_type(data, json_type_string))
-		data = json_tokener_parse(json_object_get_string(data));	/* Pusher allows both */
+	/* Pusher allows data as an object or as its JSON text */
+	if ((ds = body_string(data)) != NULL)
+		data = json_parse_strict(ds, strlen(ds), err, sizeof(err));
 	else
 		data = json_object_get(data);
+	if (!json_object_is_type(data, json_type_object)) {
+		json_object_put(data);
+		data = NULL;	/* what follows reads members of objects only */
+	}
 	if (strcmp(ev, "pusher:ping") == 0)
 		say_event(s, "pusher:pong", NULL, json_object_new_object());
 	else if (strcmp(ev, "pusher:pong") == 0)
@@ -562,6 +645,72 @@ on_text(struct sock *s, const char *text, size_t len)
 	json_object_put(msg);
 }
 
+/* Pushpin's meta of this socket, as our own requests set it. */
+static void
+read_meta(struct sock *s)
+{
+	struct req *r = s->r;
+	long long sec, count;
+	char tail;
+
+	if (r->meta_user != NULL && valid_socket_id(r->meta_user))
+		snprintf(s->socket_id, sizeof(s->socket_id), "%s", r->meta_user);
+	if (r->meta_uid != NULL && valid_text_id(r->meta_uid, MAX_USER_ID))
+		s->uid = r->meta_uid;
+	if (r->meta_ce != NULL && sscanf(r->meta_ce, "%lld %lld%c", &sec, &count, &tail) == 2) {
+		s->ce_sec = sec;
+		s->ce_count = count;
+	}
+}
+
+/* Write back what changed of the socket's meta. */
+static void
+write_meta(struct sock *s)
+{
+	char v[48];
+
+	if (!s->ce_changed)
+		return;
+	snprintf(v, sizeof(v), "%lld %lld", s->ce_sec, s->ce_count);
+	resp_header(s->p, "Set-Meta-Ce", v);
+}
+
+/* One event of the request. */
+static void
+on_event(struct sock *s, const struct ws_event *ev, int known)
+{
+	if (grip_is(ev, "OPEN")) {
+		if (!known) {
+			grip_out_event(&s->out, "OPEN", NULL, 0);
+			if (s->app_rc < 0)
+				say_error(s, E_BACKOFF, "the app store is unavailable; reconnect"
+				    " later", 1);
+			else
+				say_error(s, s->app_rc == 0 ? E_APP_DISABLED : E_APP_UNKNOWN,
+				    s->app_rc == 0 ? "Application is disabled" :
+				    "Application does not exist", 1);
+		} else
+			on_open(s);
+	} else if (s->socket_id[0] == '\0' || !known) {
+		/* not a socket we opened: close it */
+		say_error(s, E_RECONNECT, "unknown connection; reconnect", 1);
+	} else if (grip_is(ev, "TEXT")) {
+		set_seen(s);
+		if (renew(s) == 0)
+			on_text(s, ev->content, ev->len);
+	} else if (grip_is(ev, "PING"))
+		grip_out_event(&s->out, "PONG", ev->content, ev->len);
+	else if (grip_is(ev, "CLOSE")) {
+		/* the client closed: acknowledge with the same code */
+		on_gone(s);
+		grip_out_event(&s->out, "CLOSE", ev->content, ev->len);
+		s->closed = 1;
+	} else if (grip_is(ev, "DISCONNECT")) {
+		on_gone(s);
+		s->closed = 1;
+	}
+}
+
 /*
  * POST /app/{key}: one WebSocket-over-HTTP request from Pushpin (no
  * events: a keep-alive).  Only Pushpin may call it (Grip-Sig).  The
@@ -573,57 +722,48 @@ on_text(struct sock *s, const char *text, size_t len)
 int
 h_socket_events(struct req *r, struct resp *p)
 {
-	struct ws_event ev[MAX_EVENTS];
+	struct ws_event ev;
 	struct sock s = { .r = r, .p = p };
-	char ka[16];
-	size_t n = 0, i;
-	int rc;
+	const char *body = r->body ? r->body : "";
+	char ka[16], msg[96];
+	size_t off = 0;
+	long n, texts = 0, dropped = 0;
+	int known;
 
 	if (r->cfg->pushpin_sig_key[0] == '\0')
 		return resp_error(p, 403, "feature_disabled", "WebSockets are not configured"
 		    " (pushpin_sig_key)");
-	if (!grip_sig_valid(r->grip_sig, r->cfg->pushpin_sig_key, now_ms() / 1000))
+	if (!grip_sig_valid(r->grip_sig, r->cfg->pushpin_sig_key, r->cfg->pushpin_sig_iss,
+	    now_ms() / 1000))
 		return resp_error(p, 401, "auth_failed", "only Pushpin may call this route"
 		    " (no valid Grip-Sig)");
 	if (r->content_type == NULL || strcmp(r->content_type, WS_CONTENT_TYPE) != 0)
 		return resp_error(p, 415, "unsupported_media_type", "the body must be "
 		    WS_CONTENT_TYPE);
-	if (grip_parse(r->body ? r->body : "", r->bodylen, ev, MAX_EVENTS, &n) != 0)
+	/* the whole body is checked before any of it is acted on */
+	if ((n = grip_count(body, r->bodylen)) < 0)
 		return resp_error(p, 400, "invalid_input", "malformed WebSocket-over-HTTP events");
-	s.rt = (struct rt){ r->w->db, r->w->grip, &r->app };
-	if (r->meta_user != NULL && valid_socket_id(r->meta_user))
-		snprintf(s.socket_id, sizeof(s.socket_id), "%s", r->meta_user);
-	s.uid = r->meta_uid;
-	rc = worker_app_by_key(r->w, r->args[0], &r->app);
-	for (i = 0; i < n && !s.closed; i++) {
-		if (grip_is(&ev[i], "OPEN")) {
-			if (rc != 0 || !r->app.enabled) {
-				grip_out_event(&s.out, "OPEN", NULL, 0);
-				say_error(&s, rc == 0 ? E_APP_DISABLED : E_APP_UNKNOWN, rc == 0 ?
-				    "Application is disabled" : "Application does not exist", 1);
-			} else
-				on_open(&s);
-		} else if (s.socket_id[0] == '\0' || rc != 0) {
-			/* not a socket we opened: close it */
-			say_error(&s, E_RECONNECT, "unknown connection; reconnect", 1);
-		} else if (grip_is(&ev[i], "TEXT")) {
-			set_seen(&s);
-			if (renew(&s) == 0)
-				on_text(&s, ev[i].content, ev[i].len);
-		} else if (grip_is(&ev[i], "PING"))
-			grip_out_event(&s.out, "PONG", ev[i].content, ev[i].len);
-		else if (grip_is(&ev[i], "CLOSE")) {
-			/* the client closed: acknowledge with the same code */
-			on_gone(&s);
-			grip_out_event(&s.out, "CLOSE", ev[i].content, ev[i].len);
-			s.closed = 1;
-		} else if (grip_is(&ev[i], "DISCONNECT")) {
-			on_gone(&s);
-			s.closed = 1;
+	s.lim = (struct sub_limits){ r->cfg->presence_max_members, r->cfg->ws_max_channels };
+	s.rt = (struct rt){ r->w->db, r->w->grip, &r->app, &s.lim };
+	read_meta(&s);
+	s.app_rc = worker_app_by_key(r->w, r->args[0], &r->app);
+	known = s.app_rc == 0 && r->app.enabled;
+	while (!s.closed && grip_next(body, r->bodylen, &off, &ev) == 1) {
+		/* a flood queued behind one request: answer it without the store */
+		if (grip_is(&ev, "TEXT") && ++texts > WS_MAX_TEXTS) {
+			dropped++;
+			continue;
 		}
+		on_event(&s, &ev, known);
 	}
-	if (n == 0 && s.socket_id[0] != '\0' && rc == 0 && !gone_silent(&s))
+	if (dropped > 0) {
+		snprintf(msg, sizeof(msg), "%ld messages dropped: at most %d are taken at once",
+		    dropped, WS_MAX_TEXTS);
+		say_error(&s, E_CLIENT_RATE, msg, 0);
+	}
+	if (n == 0 && s.socket_id[0] != '\0' && known && !gone_silent(&s))
 		(void)renew(&s);	/* a keep-alive */
+	write_meta(&s);
 	resp_bytes(p, 200, WS_CONTENT_TYPE, s.out.buf ? s.out.buf : "", s.out.len);
 	/* grip on, without Pushpin's "m:" prefix on messages to the client */
 	resp_header(p, "Sec-WebSocket-Extensions", "grip; message-prefix=\"\"");
