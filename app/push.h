@@ -97,4 +97,30 @@ char	*secret_seal(const unsigned char key[32], const char *plain, size_t len);
 int	 secret_open(const unsigned char key[32], const char *sealed, char **plain,
 	    size_t *len);
 
+/* ---- pushcheck.c: what tenants give, checked ------------------------- */
+
+#define PUSH_ENDPOINT_MAX	2048	/* bytes of a Web Push endpoint URL */
+
+/* A Web Push endpoint, parsed by push_endpoint_parse(). */
+struct push_endpoint {
+	int	 https;		/* else http */
+	char	 host[256];	/* lower case; IPv6 in brackets */
+	int	 port;		/* given, or the scheme's */
+	int	 family;	/* AF_INET, AF_INET6 for a literal address; else 0 */
+	int	 private_ip;	/* a literal address that is not public */
+};
+
+struct sockaddr;
+
+int	 push_apns_id_valid(const char *);
+int	 push_topic_valid(const char *);
+int	 push_fcm_project_valid(const char *);
+int	 push_email_valid(const char *);
+int	 push_b64token_valid(const char *, size_t max);
+int	 push_addr_private(const struct sockaddr *, size_t len);
+const char *push_endpoint_parse(const char *url, struct push_endpoint *);
+int	 push_endpoint_allowed(const char *list, const struct push_endpoint *);
+const char *push_endpoint_check(const char *url, const char *allow, int *allowed);
+const char *push_allow_list_check(const char *list);
+
 #endif
