@@ -50,7 +50,7 @@ static const struct cdef defs[] = {
 	S(push_secret_key, ""),
 	S(apns_url, "https://api.push.apple.com"),
 	S(fcm_url, "https://fcm.googleapis.com"),
-	S(fcm_token_url, ""),
+	S(fcm_token_url, "https://oauth2.googleapis.com/token"),
 	S(push_ca_file, ""),
 	I(push_batch, "200", 1, 10000),
 	I(push_lease_s, "30", 1, 3600),
@@ -259,6 +259,11 @@ config_check(const struct config *c, char *err, size_t errlen)
 		/* a connection renews its lease once per keep-alive at least */
 		snprintf(err, errlen, "ws_lease_s (%d) must be at least ws_keepalive_s (%d) + 5",
 		    c->ws_lease_s, c->ws_keepalive_s);
+		return -1;
+	}
+	if (strncmp(c->fcm_token_url, "https://", 8) != 0 &&
+	    strncmp(c->fcm_token_url, "http://", 7) != 0) {
+		snprintf(err, errlen, "fcm_token_url: an http(s) URL is needed");
 		return -1;
 	}
 	if (*c->push_secret_key != '\0' && config_push_key(c, NULL) != 0) {

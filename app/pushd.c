@@ -24,7 +24,6 @@
 #define APNS_JWT_TTL_MS	(40 * 60 * 1000)	/* Apple wants 20 to 60 minutes */
 #define CREDS_TTL_MS	(60 * 1000)		/* credentials changed via the API show up */
 #define FCM_SCOPE	"https://www.googleapis.com/auth/firebase.messaging"
-#define FCM_TOKEN_URI	"https://oauth2.googleapis.com/token"
 #define OPENING_WAIT_MS	100	/* see pushd_send */
 
 /* One app's opened credentials for one provider, with the auth made from them. */
@@ -144,15 +143,16 @@ apns_auth(struct creds *cr, int64_t now)
 }
 
 /*
- * The FCM access token: the service account's RS256 JWT exchanged at its
- * token endpoint (OAuth2 JWT bearer grant), kept until a minute before
- * it expires.  NULL when the exchange fails.
+ * The FCM access token: the service account's RS256 JWT exchanged at the
+ * operator's token endpoint (fcm_token_url; OAuth2 JWT bearer grant),
+ * kept until a minute before it expires.  NULL when the exchange fails.
+ * The service account's own token_uri is never used: it is tenant data,
+ * and would send a signed request wherever the tenant points it.
  */
 static const char *
 fcm_auth(struct pushd *pd, struct creds *cr, int64_t now, char *err, size_t errlen)
 {
-	const char *uri = *pd->cfg->fcm_token_url ? pd->cfg->fcm_token_url :
-	    cred_str(cr, "token_uri") ? cred_str(cr, "token_uri") : FCM_TOKEN_URI;
+	const char *uri = pd->cfg->fcm_token_url;
 	struct call c = { 0 };
 	json_object *claims, *answer = NULL, *v;
 	char *jwt, *form = NULL, *enc;

@@ -13,6 +13,8 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const http = require('node:http');
+const net = require('node:net');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const {
@@ -743,6 +745,54 @@ test('delivery without credentials: the delivery fails ("no apns credentials"), 
   assert.deepEqual(st.errors, [{ device_id: id, error: 'no apns credentials' }]);
   assert.equal((await device(c, id)).state, 'active');
   assert.equal((await seen('apns', tok)).length, 0);
+});
+
+// A local HTTP server that records every request and answers answer (an object
+// sent as JSON) to each; connections counts the TCP connections it accepted.
+async function recorder(answer = {}) {
+  const rec = { hits: [], connections: 0 };
+  rec.server = http.createServer((req, res) => {
+    rec.hits.push(`${req.method} ${req.url}`);
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(answer));
+    });
+  });
+  rec.server.on('connection', () => { rec.connections += 1; });
+  await new Promise((resolve) => rec.server.listen(0, '127.0.0.1', resolve));
+  rec.port = rec.server.address().port;
+  rec.close = () => new Promise((resolve) => {
+    rec.server.closeAllConnections();
+    rec.server.close(() => resolve());
+  });
+  return rec;
+}
+
+test('FCM: the token endpoint is the operator\'s fcm_token_url, never the service account\'s token_uri', async () => {
+  // a service account is tenant data: its token_uri would make sockudo-pushd POST a
+  // signed JWT wherever the tenant likes (a blind SSRF)
+  const rec = await recorder({ access_token: 'ya29.recorded', expires_in: 3600, token_type: 'Bearer' });
+  try {
+    const t = createApp('push-tokuri');
+    const c = api(t);
+    assertOk(await c.call('PUT', '/push/credentials/fcm', { body: { ...FCM_SA,
+      token_uri: `http://127.0.0.1:${rec.port}/token` } }));
+    const tok = uniq('tokuri-fcm');
+    const id = uniq('tokuri-dev');
+    await register(c, { device_id: id, platform: 'fcm', provider_token: tok });
+    const res = await publish(c, { recipients: [{ type: 'device', device_id: id }],
+      payload: { title: 'through the operator\'s token endpoint' } });
+    const st = await settle(c, res.publish_id);
+    assert.deepEqual(rec.hits, [], 'the service account\'s token_uri was called');
+    assert.equal(rec.connections, 0, 'a connection was opened to the service account\'s token_uri');
+    assert.equal(st.state, 'succeeded', JSON.stringify(st));
+    const reqs = await seen('fcm', tok);
+    assert.equal(reqs.length, 1, JSON.stringify(reqs));
+    assert.ok(reqs[0].verified && reqs[0].status === 200, JSON.stringify(reqs[0]));
+  } finally {
+    await rec.close();
+  }
 });
 
 /* =========================================================== 4. templates */

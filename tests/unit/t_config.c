@@ -55,6 +55,9 @@ test_defaults(void)
 	ok(c->request_timeout == 10, "request_timeout = 10");
 	ok(c->app_cache_ttl == 5, "app_cache_ttl = 5");
 	ok(c->channel_cache_ttl_ms == 1000, "channel_cache_ttl_ms = 1000");
+	/* never a service account's token_uri: tenants write those */
+	is_str(c->fcm_token_url, "https://oauth2.googleapis.com/token",
+	    "fcm_token_url = Google's token endpoint");
 	ok(config_check(c, err, sizeof(err)) == 0, "defaults pass config_check");
 	config_free(c);
 	config_free(NULL);
