@@ -24,6 +24,10 @@
 #define APNS_JWT_TTL_MS	(40 * 60 * 1000)	/* Apple wants 20 to 60 minutes */
 #define CREDS_TTL_MS	(60 * 1000)		/* credentials changed via the API show up */
 #define FCM_SCOPE	"https://www.googleapis.com/auth/firebase.messaging"
+#define FCM_TOKEN_MAX	4096	/* bytes of an access token we put in a header */
+#define FCM_TTL_DEFAULT	3600	/* s: an answer without a usable expires_in */
+#define FCM_TTL_MIN	120	/* s: kept a minute less than it lives */
+#define FCM_TTL_MAX	43200	/* s: Google's longest, 12 hours */
 #define OPENING_WAIT_MS	100	/* see pushd_send */
 
 /* One app's opened credentials for one provider, with the auth made from them. */
@@ -33,6 +37,8 @@ struct creds {
 	json_object	*c;		/* NULL: none stored (or unusable) */
 	char		*auth;		/* APNs: JWT; FCM: OAuth2 access token */
 	int64_t		 auth_until;
+	int64_t		 auth_failed_at;	/* the last failed FCM exchange */
+	char		 auth_error[200];	/* ... and why (as push_work.error) */
 	int64_t		 loaded_at;
 	struct creds	*next;
 };
@@ -81,13 +87,11 @@ collect(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* A string member of the credentials, or NULL (absent, another type). */
 static const char *
 cred_str(const struct creds *cr, const char *key)
 {
-	json_object *v;
-
-	return cr->c != NULL && json_object_object_get_ex(cr->c, key, &v) ?
-	    json_object_get_string(v) : NULL;
+	return json_str(cr->c, key);
 }
 
 /* The credentials of an app for a provider, opened and cached for a minute. */
@@ -118,7 +122,7 @@ creds_get(struct pushd *pd, const char *app_id, const char *provider, int64_t no
 	cr->loaded_at = now;
 	if (pd->have_key && db_push_cred_sealed(pd->db, app_id, provider, &sealed) == 0 &&
 	    secret_open(pd->key, sealed, &plain, &len) == 0)
-		cr->c = json_tokener_parse(plain);
+		cr->c = json_parse_object(plain);
 	if (plain != NULL)
 		OPENSSL_cleanse(plain, len);
 	free(plain);
@@ -143,6 +147,37 @@ apns_auth(struct creds *cr, int64_t now)
 }
 
 /*
+ * Take the token endpoint's answer (RFC 6749 section 5.1), which is
+ * untrusted text: an access_token that is not an RFC 6750 bearer token
+ * of at most FCM_TOKEN_MAX bytes is refused (it goes into a header), and
+ * an expires_in that is not a number in FCM_TTL_MIN..FCM_TTL_MAX is
+ * brought into that range (FCM_TTL_DEFAULT when there is none).  Sets
+ * cr->auth, or err.
+ */
+static void
+fcm_token_answer(struct creds *cr, const char *body, int64_t now, char *err, size_t errlen)
+{
+	json_object *answer = json_parse_object(body);
+	const char *token = json_str(answer, "access_token");
+	int64_t ttl;
+
+	if (answer == NULL)
+		snprintf(err, errlen, "fcm token endpoint: the answer is not a JSON object");
+	else if (token == NULL || !push_b64token_valid(token, FCM_TOKEN_MAX))
+		snprintf(err, errlen, "fcm token endpoint: the answer's access_token is not a "
+		    "bearer token of 1 to %d characters (RFC 6750)", FCM_TOKEN_MAX);
+	else if ((cr->auth = strdup(token)) == NULL)
+		snprintf(err, errlen, "out of memory");
+	else {
+		if (json_int(answer, "expires_in", &ttl) != 0)
+			ttl = FCM_TTL_DEFAULT;
+		ttl = ttl < FCM_TTL_MIN ? FCM_TTL_MIN : ttl > FCM_TTL_MAX ? FCM_TTL_MAX : ttl;
+		cr->auth_until = now + (ttl - 60) * 1000;
+	}
+	json_object_put(answer);
+}
+
+/*
  * The FCM access token: the service account's RS256 JWT exchanged at the
  * operator's token endpoint (fcm_token_url; OAuth2 JWT bearer grant),
  * kept until a minute before it expires.  NULL when the exchange fails.
@@ -154,7 +189,7 @@ fcm_auth(struct pushd *pd, struct creds *cr, int64_t now, char *err, size_t errl
 {
 	const char *uri = pd->cfg->fcm_token_url;
 	struct call c = { 0 };
-	json_object *claims, *answer = NULL, *v;
+	json_object *claims;
 	char *jwt, *form = NULL, *enc;
 	long long s = now / 1000;
 
@@ -162,6 +197,14 @@ fcm_auth(struct pushd *pd, struct creds *cr, int64_t now, char *err, size_t errl
 		return cr->auth;
 	free(cr->auth);
 	cr->auth = NULL;
+	if (cr->auth_failed_at == now) {	/* the rest of a batch: not one exchange each */
+		snprintf(err, errlen, "%s", cr->auth_error);
+		return NULL;
+	}
+	if (cred_str(cr, "client_email") == NULL || cred_str(cr, "private_key") == NULL) {
+		snprintf(err, errlen, "fcm credentials: client_email and private_key are needed");
+		return NULL;
+	}
 	claims = json_object_new_object();
 	json_object_object_add(claims, "iss", json_object_new_string(cred_str(cr, "client_email")));
 	json_object_object_add(claims, "scope", json_object_new_string(FCM_SCOPE));
@@ -192,16 +235,17 @@ fcm_auth(struct pushd *pd, struct creds *cr, int64_t now, char *err, size_t errl
 		curl_easy_setopt(c.easy, CURLOPT_CAINFO, pd->cfg->push_ca_file);
 	c.result = curl_easy_perform(c.easy);
 	curl_easy_getinfo(c.easy, CURLINFO_RESPONSE_CODE, &c.status);
-	if (c.result == CURLE_OK && c.status == 200 && c.resp != NULL &&
-	    (answer = json_tokener_parse(c.resp)) != NULL &&
-	    json_object_object_get_ex(answer, "access_token", &v)) {
-		cr->auth = strdup(json_object_get_string(v));
-		cr->auth_until = now + 1000 * (json_object_object_get_ex(answer, "expires_in", &v) ?
-		    json_object_get_int64(v) : 3600) - 60000;
-	} else
-		snprintf(err, errlen, "fcm token endpoint: %s", c.result != CURLE_OK ?
-		    curl_easy_strerror(c.result) : "refused the service account");
-	json_object_put(answer);
+	if (c.result != CURLE_OK)
+		snprintf(err, errlen, "fcm token endpoint: %s", curl_easy_strerror(c.result));
+	else if (c.status != 200)
+		snprintf(err, errlen, "fcm token endpoint: %ld, the service account was refused",
+		    c.status);
+	else
+		fcm_token_answer(cr, c.resp, now, err, errlen);
+	if (cr->auth == NULL) {
+		cr->auth_failed_at = now;
+		snprintf(cr->auth_error, sizeof(cr->auth_error), "%s", err);
+	}
 	curl_easy_cleanup(c.easy);
 	free(form);
 	free(c.resp);
@@ -392,6 +436,8 @@ says(const struct call *c, const char *reason)
 	return c->resp != NULL && strstr(c->resp, reason) != NULL;
 }
 
+static void	retry_later(struct pushd *, struct push_work *, int64_t);
+
 /* Decide what an answer means for the delivery and the device. */
 static void
 classify(struct pushd *pd, struct call *c, int64_t now)
@@ -400,8 +446,6 @@ classify(struct pushd *pd, struct call *c, int64_t now)
 	const char *p = w->platform;
 	long s = c->status;
 	char reason[120];
-	int64_t delay;
-	unsigned char r;
 
 	snprintf(reason, sizeof(reason), "%s", c->resp ? c->resp : "");
 	reason[strcspn(reason, "\r\n")] = '\0';
@@ -427,8 +471,21 @@ classify(struct pushd *pd, struct call *c, int64_t now)
 		} else
 			w->outcome = PUSH_FAILED;
 	}
-	if (w->outcome != PUSH_RETRY)
-		return;
+	if (w->outcome == PUSH_RETRY)
+		retry_later(pd, w, now);
+}
+
+/*
+ * A delivery to try again (w->error says why): after a backoff, or
+ * failed when its attempts are used up.
+ */
+static void
+retry_later(struct pushd *pd, struct push_work *w, int64_t now)
+{
+	int64_t delay;
+	unsigned char r;
+
+	w->outcome = PUSH_RETRY;
 	if (w->attempts + 1 >= pd->cfg->push_max_attempts) {
 		w->outcome = PUSH_FAILED;
 		return;
@@ -511,10 +568,8 @@ pushd_send(struct pushd *pd, struct push_batch *b)
 		payload = json_tokener_parse(w->payload);
 		rc = build(pd, &calls[i], payload, now);
 		json_object_put(payload);
-		if (rc == -2) {
-			calls[i].result = CURLE_COULDNT_CONNECT;
-			classify(pd, &calls[i], now);
-		}
+		if (rc == -2)	/* not sent (the token endpoint): w->error says why */
+			retry_later(pd, w, now);
 		if (rc == 0 && first == NULL && strcmp(w->platform, "apns") == 0)
 			first = &calls[i];
 	}

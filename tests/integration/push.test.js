@@ -795,6 +795,96 @@ test('FCM: the token endpoint is the operator\'s fcm_token_url, never the servic
   }
 });
 
+// What a broken or hostile FCM token endpoint may answer: every access_token
+// that is not an RFC 6750 bearer token must be refused without a crash.
+const CRAFTED_TOKEN_ANSWERS = [
+  { access_token: null },
+  { access_token: 42 },
+  { access_token: 'ya29.a\r\nX-Injected: 1' },
+  { access_token: { token: 'ya29.x' } },
+  { access_token: 'y'.repeat(5000) },
+  '{"access_token": "ya29.unterminated',
+];
+
+async function scriptTokenAnswers(bodies) {
+  await behavior('fcm', '_oauth', bodies.map((body) => ({ status: 200, body })));
+}
+
+async function craftedTokenAnswers() {
+  const r = await mockCall('fcm', 'GET', '/_mock/token_requests');
+  assert.equal(r.status, 200, r.body);
+  return r.json.requests.filter((q) => q.crafted).length;
+}
+
+test('FCM token answers with a null, numeric, object, CR-LF, 5,000-byte or broken access_token: refused, sockudo-pushd lives on', async () => {
+  const t = createApp('push-tokans');
+  const c = api(t);
+  assertOk(await c.call('PUT', '/push/credentials/fcm', { body: FCM_SA }));
+  const tok = uniq('tokans-fcm');
+  const id = uniq('tokans-dev');
+  await register(c, { device_id: id, platform: 'fcm', provider_token: tok });
+  const pid = pushdPid();
+  const crafted0 = await craftedTokenAnswers();
+  // twice over: each attempt (push_max_attempts, 5) exchanges anew and gets one
+  await scriptTokenAnswers([...CRAFTED_TOKEN_ANSWERS, ...CRAFTED_TOKEN_ANSWERS]);
+  let st;
+  try {
+    const res = await publish(c, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'no token' } });
+    st = await settle(c, res.publish_id, 20000);
+  } finally {
+    await behavior('fcm', '_oauth', []);
+  }
+  assert.ok(pushdAlive(), 'sockudo-pushd died');
+  assert.equal(pushdPid(), pid, 'sockudo-pushd was restarted');
+  assert.equal(st.state, 'failed', JSON.stringify(st));
+  assert.deepEqual(st.counters, { planned: 1, sent: 0, failed: 1, retrying: 0 });
+  assert.match(st.errors[0].error, /^fcm token endpoint: .*access_token/, JSON.stringify(st));
+  assert.ok(await craftedTokenAnswers() - crafted0 >= 5, 'the crafted answers were not all asked for');
+  assert.equal((await seen('fcm', tok)).length, 0, 'a message was sent with a refused token');
+  // the token endpoint behaves again: the next publish goes through
+  const res2 = await publish(c, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'token again' } });
+  const st2 = await settle(c, res2.publish_id);
+  assert.equal(st2.state, 'succeeded', JSON.stringify(st2));
+  const reqs = await seen('fcm', tok);
+  assert.equal(reqs.length, 1);
+  assert.ok(reqs[0].verified && reqs[0].status === 200, JSON.stringify(reqs[0]));
+  assert.equal(pushdPid(), pid);
+});
+
+test('sync publish with a crafted FCM token answer: the delivery is not sent, the pool worker survives', async () => {
+  const t = createApp('push-tokans-sync');
+  const c = api(t);
+  assertOk(await c.call('PUT', '/push/credentials/fcm', { body: FCM_SA }));
+  const tok = uniq('tokans-sync-fcm');
+  const id = uniq('tokans-sync-dev');
+  await register(c, { device_id: id, platform: 'fcm', provider_token: tok });
+  const poolLog = path.join(RUN, 'log', 'sockudo-fcgi.log');
+  const deaths = () => (fs.readFileSync(poolLog, 'utf8').match(/killed by signal/g) || []).length;
+  const deaths0 = deaths();
+  for (const body of [{ access_token: null }, { access_token: 'ya29.a\r\nX-Injected: 1' }]) {
+    await scriptTokenAnswers([body]);
+    let r;
+    try {
+      r = await c.post('/push/publish', { recipients: [{ type: 'device', device_id: id }],
+        payload: { title: 'sync, no token' }, sync: true });
+    } finally {
+      await behavior('fcm', '_oauth', []);
+    }
+    assertOk(r, 200);
+    assert.equal(r.json.results.length, 1, r.body);
+    assert.notEqual(r.json.results[0].status, 'sent', r.body);
+    assert.match(r.json.results[0].error, /access_token/, r.body);
+    assert.equal(r.json.counters.sent, 0, r.body);
+    assertOk(await c.post(`/push/publish/${r.json.publish_id}/cancel`));
+    // the pool still answers, and no worker died on the way
+    assertOk(await c.get('/push/credentials'));
+  }
+  assert.equal(deaths(), deaths0, 'a pool worker was killed by a signal');
+  const st = devstack('status');
+  assert.match(st.out, /^pool running pid \d+/m, st.out);
+  assert.equal((await seen('fcm', tok)).length, 0, 'a message was sent with a refused token');
+});
+
 /* =========================================================== 4. templates */
 
 test('templates: PUT 201/200, GET, list paged, DELETE; bad templates → 400, nothing stored', async () => {
