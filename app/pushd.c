@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,7 @@ struct call {
 	long			 status;
 	CURLcode		 result;
 	int			 done;		/* answered, or failed by libcurl */
+	const char		*bad_header;	/* a header refused (see header()) */
 };
 
 static size_t
@@ -130,18 +132,24 @@ creds_get(struct pushd *pd, const char *app_id, const char *provider, int64_t no
 	return cr;
 }
 
-/* The APNs provider token: an ES256 JWT, remade every 40 minutes. */
+/*
+ * The APNs provider token: an ES256 JWT {iss: team id, iat}, remade every
+ * 40 minutes.  NULL when the key cannot sign.
+ */
 static const char *
 apns_auth(struct creds *cr, int64_t now)
 {
-	char claims[256];
+	json_object *claims;
 
 	if (cr->auth != NULL && now < cr->auth_until)
 		return cr->auth;
 	free(cr->auth);
-	snprintf(claims, sizeof(claims), "{\"iss\":\"%s\",\"iat\":%lld}",
-	    cred_str(cr, "team_id"), (long long)(now / 1000));
-	cr->auth = jwt_es256(cred_str(cr, "private_key"), cred_str(cr, "key_id"), claims);
+	claims = json_object_new_object();
+	json_object_object_add(claims, "iss", json_object_new_string(cred_str(cr, "team_id")));
+	json_object_object_add(claims, "iat", json_object_new_int64(now / 1000));
+	cr->auth = jwt_es256(cred_str(cr, "private_key"), cred_str(cr, "key_id"),
+	    json_object_to_json_string_ext(claims, JSON_C_TO_STRING_PLAIN));
+	json_object_put(claims);
 	cr->auth_until = now + APNS_JWT_TTL_MS;
 	return cr->auth;
 }
@@ -252,14 +260,35 @@ fcm_auth(struct pushd *pd, struct creds *cr, int64_t now, char *err, size_t errl
 	return cr->auth;
 }
 
-static void
+/*
+ * Add a header line.  Values come from tenants (a topic, a token): a CR
+ * or LF would end the line and start another of the tenant's choosing,
+ * so such a header is not added and build() refuses the request.  (A NUL
+ * cannot get here: json_str() refuses strings that hold one.)
+ * Returns 0 or -1.
+ */
+static int
 header(struct call *c, const char *name, const char *value)
 {
+	struct curl_slist *l;
 	char *h = NULL;
 
-	if (asprintf(&h, "%s: %s", name, value) >= 0)
-		c->headers = curl_slist_append(c->headers, h);
+	if (value == NULL || strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL) {
+		if (c->bad_header == NULL)
+			c->bad_header = name;
+		return -1;
+	}
+	if (asprintf(&h, "%s: %s", name, value) < 0)
+		h = NULL;
+	if (h == NULL || (l = curl_slist_append(c->headers, h)) == NULL) {
+		if (c->bad_header == NULL)
+			c->bad_header = name;
+		free(h);
+		return -1;
+	}
+	c->headers = l;
 	free(h);
+	return 0;
 }
 
 /* An Authorization header with a token of a scheme ("bearer ..."). */
@@ -268,8 +297,9 @@ authorization(struct call *c, const char *scheme, const char *token)
 {
 	char *v = NULL;
 
-	if (asprintf(&v, "%s %s", scheme, token) >= 0)
-		header(c, "authorization", v);
+	if (asprintf(&v, "%s %s", scheme, token) < 0)
+		v = NULL;
+	header(c, "authorization", v);
 	free(v);
 }
 
@@ -288,115 +318,229 @@ string_map(json_object *data)
 	return out;
 }
 
-/* Build the provider request of a delivery.  Returns 0, or -1 with w->error set. */
+/* A member that is a string, as its json-c value (borrowed), or NULL. */
+static json_object *
+str_value(json_object *o, const char *key)
+{
+	return json_str(o, key) != NULL ? json_object_object_get(o, key) : NULL;
+}
+
+/* s percent-encoded but for RFC 3986's unreserved characters; malloc'd or NULL. */
+static char *
+pct_encode(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s);
+	char *out, *p;
+
+	if (n > (SIZE_MAX - 1) / 3 || (out = malloc(3 * n + 1)) == NULL)
+		return NULL;
+	for (p = out; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~')
+			*p++ = (char)ch;
+		else {
+			*p++ = '%';
+			*p++ = hex[ch >> 4];
+			*p++ = hex[ch & 15];
+		}
+	}
+	*p = '\0';
+	return out;
+}
+
+/* The body of a request as JSON text (c->body); -1 when out of memory. */
 static int
-build(struct pushd *pd, struct call *c, json_object *payload, int64_t now)
+json_body(struct call *c, json_object *o)
+{
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+
+	if (text == NULL || (c->body = strdup(text)) == NULL)
+		return -1;
+	c->bodylen = strlen(c->body);
+	header(c, "Content-Type", "application/json");
+	return 0;
+}
+
+/*
+ * What is wrong with stored APNs credentials, or NULL.  They were
+ * checked when they were stored, but rows older than those checks, or
+ * written by hand, must not put a line break into a header either.
+ */
+static const char *
+apns_creds_problem(const struct creds *cr)
+{
+	if (!push_apns_id_valid(cred_str(cr, "team_id")))
+		return "team_id is not a 10-character Apple team id";
+	if (!push_apns_id_valid(cred_str(cr, "key_id")))
+		return "key_id is not a 10-character Apple key id";
+	if (!push_topic_valid(cred_str(cr, "topic")))
+		return "topic is not a bundle id";
+	return NULL;
+}
+
+/*
+ * The APNs request of a delivery: *url (malloc'd) and c's headers and
+ * body.  The device token is percent-encoded into the path.  Returns 0,
+ * -1 (failed, w->error says why) or -2 (try again later).
+ */
+static int
+build_apns(struct pushd *pd, struct call *c, json_object *payload, int64_t now, char **url)
 {
 	struct push_work *w = c->w;
-	json_object *title = json_object_object_get(payload, "title");
-	json_object *body = json_object_object_get(payload, "body");
-	json_object *data = json_object_object_get(payload, "data"), *o, *n;
-	char url[4096], tmp[64];
-	const char *auth;
+	json_object *title = str_value(payload, "title"), *body = str_value(payload, "body");
+	json_object *data = json_obj(payload, "data"), *o, *n, *alert;
+	const char *auth, *why;
+	char tmp[64], *tok;
+	int rc;
 
-	if ((c->cr = creds_get(pd, w->app_id, w->platform, now)) == NULL || c->cr->c == NULL)
-		return snprintf(w->error, sizeof(w->error), "no %s credentials", w->platform), -1;
-	o = json_object_new_object();
-	if (strcmp(w->platform, "apns") == 0) {
-		if ((auth = apns_auth(c->cr, now)) == NULL)
-			goto badcreds;
-		n = json_object_new_object();
-		if (title != NULL || body != NULL) {
-			json_object *alert = json_object_new_object();
-			if (title != NULL)
-				json_object_object_add(alert, "title", json_object_get(title));
-			if (body != NULL)
-				json_object_object_add(alert, "body", json_object_get(body));
-			json_object_object_add(n, "alert", alert);
-		} else
-			json_object_object_add(n, "content-available", json_object_new_int(1));
-		json_object_object_add(o, "aps", n);
-		if (data != NULL) {
-			json_object_object_foreach(data, k, v)
-				if (strcmp(k, "aps") != 0)
-					json_object_object_add(o, k, json_object_get(v));
-		}
-		snprintf(url, sizeof(url), "%s/3/device/%s", pd->cfg->apns_url, w->token);
-		authorization(c, "bearer", auth);
-		header(c, "apns-topic", cred_str(c->cr, "topic"));
-		header(c, "apns-push-type", title || body ? "alert" : "background");
-		header(c, "apns-priority", title || body ? "10" : "5");
-		snprintf(tmp, sizeof(tmp), "%lld", (long long)(w->expires_at_ms / 1000));
-		header(c, "apns-expiration", tmp);
-	} else if (strcmp(w->platform, "fcm") == 0) {
-		if ((auth = fcm_auth(pd, c->cr, now, w->error, sizeof(w->error))) == NULL) {
-			json_object_put(o);
-			return -2;	/* the token endpoint: try again later */
-		}
-		json_object *m = json_object_new_object();
-		json_object_object_add(m, "token", json_object_new_string(w->token));
-		if (title != NULL || body != NULL) {
-			n = json_object_new_object();
-			if (title != NULL)
-				json_object_object_add(n, "title", json_object_get(title));
-			if (body != NULL)
-				json_object_object_add(n, "body", json_object_get(body));
-			json_object_object_add(m, "notification", n);
-		}
-		if (data != NULL)
-			json_object_object_add(m, "data", string_map(data));
-		json_object_object_add(o, "message", m);
-		snprintf(url, sizeof(url), "%s/v1/projects/%s/messages:send", pd->cfg->fcm_url,
-		    cred_str(c->cr, "project_id"));
-		authorization(c, "Bearer", auth);
-	} else {
-		json_object *sub = json_tokener_parse(w->token), *keys = NULL;
-		const char *ep = sub ? json_object_get_string(json_object_object_get(sub,
-		    "endpoint")) : NULL;
-		char *vapid;
-		unsigned char *enc = NULL;
-		size_t enclen = 0;
-		const char *text = json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN);
-
-		if (sub != NULL)
-			json_object_object_get_ex(sub, "keys", &keys);
-		vapid = ep ? vapid_authorization(ep, cred_str(c->cr, "subject"),
-		    cred_str(c->cr, "private_key"), cred_str(c->cr, "public_key"),
-		    now / 1000 + 12 * 3600) : NULL;
-		if (ep == NULL || vapid == NULL || keys == NULL || webpush_encrypt(
-		    json_object_get_string(json_object_object_get(keys, "p256dh")),
-		    json_object_get_string(json_object_object_get(keys, "auth")),
-		    (const unsigned char *)text, strlen(text), &enc, &enclen) != 0) {
-			snprintf(w->error, sizeof(w->error), "web push: %s", vapid == NULL ?
-			    "the VAPID keys cannot sign" : "the subscription's keys are unusable");
-			free(vapid);
-			json_object_put(sub);
-			json_object_put(o);
-			return -1;
-		}
-		snprintf(url, sizeof(url), "%s", ep);
-		header(c, "authorization", vapid);
-		header(c, "Content-Encoding", "aes128gcm");
-		header(c, "Content-Type", "application/octet-stream");
-		snprintf(tmp, sizeof(tmp), "%lld", w->expires_at_ms > now ?
-		    (long long)((w->expires_at_ms - now) / 1000) : 86400LL);
-		header(c, "TTL", tmp);
-		header(c, "Urgency", "normal");
-		free(vapid);
-		json_object_put(sub);
-		json_object_put(o);
-		c->body = (char *)enc;
-		c->bodylen = enclen;
-		o = NULL;
-	}
-	if (o != NULL) {
-		c->body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-		c->bodylen = strlen(c->body);
-		header(c, "Content-Type", "application/json");
-		json_object_put(o);
-	}
-	if ((c->easy = curl_easy_init()) == NULL)
+	if ((why = apns_creds_problem(c->cr)) != NULL)
+		return snprintf(w->error, sizeof(w->error), "apns credentials: %s", why), -1;
+	if ((auth = apns_auth(c->cr, now)) == NULL)
+		return snprintf(w->error, sizeof(w->error), "apns credentials cannot sign"), -1;
+	if ((tok = pct_encode(w->token)) == NULL ||
+	    asprintf(url, "%s/3/device/%s", pd->cfg->apns_url, tok) < 0) {
+		*url = NULL;
+		free(tok);
 		return snprintf(w->error, sizeof(w->error), "out of memory"), -2;
+	}
+	free(tok);
+	o = json_object_new_object();
+	n = json_object_new_object();
+	if (title != NULL || body != NULL) {
+		alert = json_object_new_object();
+		if (title != NULL)
+			json_object_object_add(alert, "title", json_object_get(title));
+		if (body != NULL)
+			json_object_object_add(alert, "body", json_object_get(body));
+		json_object_object_add(n, "alert", alert);
+	} else
+		json_object_object_add(n, "content-available", json_object_new_int(1));
+	json_object_object_add(o, "aps", n);
+	if (data != NULL) {
+		json_object_object_foreach(data, k, v)
+			if (strcmp(k, "aps") != 0)
+				json_object_object_add(o, k, json_object_get(v));
+	}
+	rc = json_body(c, o);
+	json_object_put(o);
+	if (rc != 0)
+		return snprintf(w->error, sizeof(w->error), "out of memory"), -2;
+	authorization(c, "bearer", auth);
+	header(c, "apns-topic", cred_str(c->cr, "topic"));
+	header(c, "apns-push-type", title || body ? "alert" : "background");
+	header(c, "apns-priority", title || body ? "10" : "5");
+	snprintf(tmp, sizeof(tmp), "%lld", (long long)(w->expires_at_ms / 1000));
+	header(c, "apns-expiration", tmp);
+	return 0;
+}
+
+/*
+ * The FCM HTTP v1 request of a delivery, like build_apns().  The project
+ * id is a path segment: anything but a Google project id is refused.
+ */
+static int
+build_fcm(struct pushd *pd, struct call *c, json_object *payload, int64_t now, char **url)
+{
+	struct push_work *w = c->w;
+	json_object *title = str_value(payload, "title"), *body = str_value(payload, "body");
+	json_object *data = json_obj(payload, "data"), *o, *m, *n;
+	const char *auth, *project = cred_str(c->cr, "project_id");
+	int rc;
+
+	if (!push_fcm_project_valid(project))
+		return snprintf(w->error, sizeof(w->error),
+		    "fcm credentials: project_id is not a Google Cloud project id"), -1;
+	if (!push_email_valid(cred_str(c->cr, "client_email")) ||
+	    cred_str(c->cr, "private_key") == NULL)
+		return snprintf(w->error, sizeof(w->error),
+		    "fcm credentials: client_email and private_key are needed"), -1;
+	if ((auth = fcm_auth(pd, c->cr, now, w->error, sizeof(w->error))) == NULL)
+		return -2;	/* the token endpoint: try again later */
+	if (asprintf(url, "%s/v1/projects/%s/messages:send", pd->cfg->fcm_url, project) < 0) {
+		*url = NULL;
+		return snprintf(w->error, sizeof(w->error), "out of memory"), -2;
+	}
+	o = json_object_new_object();
+	m = json_object_new_object();
+	json_object_object_add(m, "token", json_object_new_string(w->token));
+	if (title != NULL || body != NULL) {
+		n = json_object_new_object();
+		if (title != NULL)
+			json_object_object_add(n, "title", json_object_get(title));
+		if (body != NULL)
+			json_object_object_add(n, "body", json_object_get(body));
+		json_object_object_add(m, "notification", n);
+	}
+	if (data != NULL)
+		json_object_object_add(m, "data", string_map(data));
+	json_object_object_add(o, "message", m);
+	rc = json_body(c, o);
+	json_object_put(o);
+	if (rc != 0)
+		return snprintf(w->error, sizeof(w->error), "out of memory"), -2;
+	authorization(c, "Bearer", auth);
+	return 0;
+}
+
+/*
+ * The Web Push request of a delivery (RFC 8030, 8291, 8292), like
+ * build_apns(): the payload encrypted for the subscription, VAPID.
+ */
+static int
+build_web(struct pushd *pd, struct call *c, json_object *payload, int64_t now, char **url)
+{
+	struct push_work *w = c->w;
+	json_object *sub = json_parse_object(w->token), *keys = json_obj(sub, "keys");
+	const char *ep = json_str(sub, "endpoint"), *why = NULL;
+	const char *text = json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN);
+	unsigned char *enc = NULL;
+	size_t enclen = 0;
+	char *vapid = NULL, tmp[64];
+	int rc = -1;
+
+	(void)pd;
+	if (ep == NULL || keys == NULL)
+		why = "the subscription is unusable";
+	else if ((vapid = vapid_authorization(ep, cred_str(c->cr, "subject"),
+	    cred_str(c->cr, "private_key"), cred_str(c->cr, "public_key"),
+	    now / 1000 + 12 * 3600)) == NULL)
+		why = "the VAPID keys cannot sign";
+	else if (webpush_encrypt(json_str(keys, "p256dh"), json_str(keys, "auth"),
+	    (const unsigned char *)text, strlen(text), &enc, &enclen) != 0)
+		why = "the subscription's keys are unusable";
+	else if ((*url = strdup(ep)) == NULL) {
+		snprintf(w->error, sizeof(w->error), "out of memory");
+		rc = -2;
+		goto out;
+	}
+	if (why != NULL) {
+		snprintf(w->error, sizeof(w->error), "web push: %s", why);
+		goto out;
+	}
+	header(c, "authorization", vapid);
+	header(c, "Content-Encoding", "aes128gcm");
+	header(c, "Content-Type", "application/octet-stream");
+	snprintf(tmp, sizeof(tmp), "%lld", w->expires_at_ms > now ?
+	    (long long)((w->expires_at_ms - now) / 1000) : 86400LL);
+	header(c, "TTL", tmp);
+	header(c, "Urgency", "normal");
+	c->body = (char *)enc;
+	c->bodylen = enclen;
+	enc = NULL;
+	rc = 0;
+out:
+	free(enc);
+	free(vapid);
+	json_object_put(sub);
+	return rc;
+}
+
+/* The libcurl handle of a built request (c->easy, to url). */
+static void
+easy_setup(struct pushd *pd, struct call *c, const char *url)
+{
 	curl_easy_setopt(c->easy, CURLOPT_URL, url);
 	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
 	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
@@ -411,6 +555,7 @@ build(struct pushd *pd, struct call *c, json_object *payload, int64_t now)
 	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
 	curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
 	curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->easy, CURLOPT_FOLLOWLOCATION, 0L);
 	/* over TLS, wait to learn by ALPN whether a connection can carry many at once */
 	if (strncmp(url, "https://", 8) == 0)
 		curl_easy_setopt(c->easy, CURLOPT_PIPEWAIT, 1L);
@@ -420,13 +565,43 @@ build(struct pushd *pd, struct call *c, json_object *payload, int64_t now)
 	if (*pd->cfg->push_ca_file)
 		curl_easy_setopt(c->easy, CURLOPT_CAINFO, pd->cfg->push_ca_file);
 	/* APNs speaks only HTTP/2: over TLS by ALPN, in the clear (a test) by prior knowledge */
-	if (strcmp(w->platform, "apns") == 0)
+	if (strcmp(c->w->platform, "apns") == 0)
 		curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, strncmp(url, "http://", 7) == 0 ?
 		    (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2TLS);
-	return 0;
-badcreds:
-	json_object_put(o);
-	return snprintf(w->error, sizeof(w->error), "%s credentials cannot sign", w->platform), -1;
+}
+
+/*
+ * Build the provider request of a delivery.  Returns 0, -1 (failed,
+ * w->error says why) or -2 (not sent now, w->error says why: try again).
+ */
+static int
+build(struct pushd *pd, struct call *c, json_object *payload, int64_t now)
+{
+	struct push_work *w = c->w;
+	char *url = NULL;
+	int rc;
+
+	if ((c->cr = creds_get(pd, w->app_id, w->platform, now)) == NULL || c->cr->c == NULL)
+		return snprintf(w->error, sizeof(w->error), "no %s credentials", w->platform), -1;
+	if (strcmp(w->platform, "apns") == 0)
+		rc = build_apns(pd, c, payload, now, &url);
+	else if (strcmp(w->platform, "fcm") == 0)
+		rc = build_fcm(pd, c, payload, now, &url);
+	else
+		rc = build_web(pd, c, payload, now, &url);
+	if (rc == 0 && c->bad_header != NULL) {
+		snprintf(w->error, sizeof(w->error), "%s: the %s header would hold a line "
+		    "break, or no memory was left for it: not sent", w->platform, c->bad_header);
+		rc = -1;
+	}
+	if (rc == 0 && (c->easy = curl_easy_init()) == NULL) {
+		snprintf(w->error, sizeof(w->error), "out of memory");
+		rc = -2;
+	}
+	if (rc == 0)
+		easy_setup(pd, c, url);
+	free(url);
+	return rc;
 }
 
 /* Whether the answer's body names reason (an APNs reason, an FCM error code). */
@@ -565,7 +740,10 @@ pushd_send(struct pushd *pd, struct push_batch *b)
 			snprintf(w->error, sizeof(w->error), "the device is not active");
 			continue;
 		}
-		payload = json_tokener_parse(w->payload);
+		if ((payload = json_parse_object(w->payload)) == NULL) {
+			snprintf(w->error, sizeof(w->error), "the stored payload is not a JSON object");
+			continue;
+		}
 		rc = build(pd, &calls[i], payload, now);
 		json_object_put(payload);
 		if (rc == -2)	/* not sent (the token endpoint): w->error says why */

@@ -885,6 +885,100 @@ test('sync publish with a crafted FCM token answer: the delivery is not sent, th
   assert.equal((await seen('fcm', tok)).length, 0, 'a message was sent with a refused token');
 });
 
+// Credentials sealed as a server before this version sealed them ("v1.", AES-256-GCM
+// under push_secret_key with "v1." as the AAD), stored straight into MariaDB: data
+// written before the API checked it, which sockudo-pushd must still not trust.
+function sealV1(creds) {
+  const key = Buffer.from(confValue('push_secret_key'), 'hex');
+  assert.equal(key.length, 32, 'push_secret_key of the stack');
+  const nonce = crypto.randomBytes(12);
+  const c = crypto.createCipheriv('aes-256-gcm', key, nonce);
+  c.setAAD(Buffer.from('v1.'));
+  const ct = Buffer.concat([c.update(JSON.stringify(creds), 'utf8'), c.final()]);
+  return `v1.${Buffer.concat([nonce, ct, c.getAuthTag()]).toString('base64url')}`;
+}
+
+function storeSealed(appId, provider, sealed) {
+  sql(`REPLACE INTO push_credentials (app_id, provider, sealed, summary, updated_at_ms) VALUES` +
+    ` (${sqlQuote(appId)}, ${sqlQuote(provider)}, ${sqlQuote(sealed)}, '{}', ${Date.now()})`);
+}
+
+const APNS_CREDS = () => ({ team_id: APNS_ID.team_id, key_id: APNS_ID.key_id, private_key: APNS_P8,
+  topic: APNS_ID.topic });
+
+test('credentials: fields that end up in headers or URLs are checked at registration → 400, nothing replaced', async () => {
+  const k = createApp('push-credfields');
+  const c = api(k);
+  await uploadCredentials(c);
+  const cases = [
+    ['apns', { ...APNS_CREDS(), topic: 'com.example.app\r\nx-injected: 1' }],
+    ['apns', { ...APNS_CREDS(), topic: 'com.example.app\nx-injected: 1' }],
+    ['apns', { ...APNS_CREDS(), topic: 'com.example app' }],
+    ['apns', { ...APNS_CREDS(), topic: 'com.example.app/../x' }],
+    ['apns', { ...APNS_CREDS(), topic: 5 }],
+    ['apns', { ...APNS_CREDS(), team_id: 'team123456' }],
+    ['apns', { ...APNS_CREDS(), team_id: 'TEAM12345' }],
+    ['apns', { ...APNS_CREDS(), team_id: 'TEAM123456\r\n' }],
+    ['apns', { ...APNS_CREDS(), key_id: 'KEY1234567X' }],
+    ['apns', { ...APNS_CREDS(), key_id: 'KEY12345"7' }],
+    ['fcm', { ...FCM_SA, project_id: 'mock-project/../other' }],
+    ['fcm', { ...FCM_SA, project_id: 'mock-project?x=1' }],
+    ['fcm', { ...FCM_SA, project_id: 'Mock-Project' }],
+    ['fcm', { ...FCM_SA, project_id: 'mock-project\r\nx: 1' }],
+    ['fcm', { ...FCM_SA, client_email: 'pusher@mock-project.iam.gserviceaccount.com\r\nx: 1' }],
+    ['fcm', { ...FCM_SA, client_email: 'not an address' }],
+    ['fcm', { ...FCM_SA, private_key_id: { a: 1 } }],
+    ['web', { ...VAPID, subject: 'mailto:ops@example.com\r\nx: 1' }],
+    ['web', { ...VAPID, subject: 'ops@example.com' }],
+  ];
+  for (const [p, body] of cases) {
+    const r = await c.call('PUT', `/push/credentials/${p}`, { body });
+    assert.equal(r.status, 400, `${p} ${JSON.stringify(body).replace(/"private_key":"[^"]*"/, '').slice(0, 160)}: ${r.status} ${r.body}`);
+    assertError(r, 400, 'invalid_input');
+  }
+  const r = await c.get('/push/credentials');
+  assertOk(r);
+  assert.equal(r.json.apns.topic, APNS_ID.topic, 'a refused PUT replaced the stored credentials');
+  assert.equal(r.json.apns.team_id, APNS_ID.team_id);
+  assert.equal(r.json.fcm.project_id, FCM_SA.project_id);
+  assert.equal(r.json.fcm.client_email, FCM_SA.client_email);
+  assert.equal(r.json.web.subject, VAPID.subject);
+});
+
+test('stored credentials with CR/LF in the APNs topic, or a path in the FCM project_id: the delivery fails, nothing is sent', async () => {
+  const h = createApp('push-hdrinj');
+  const c = api(h);
+  storeSealed(h.id, 'apns', sealV1({ ...APNS_CREDS(), topic: `${APNS_ID.topic}\r\nx-injected: 1` }));
+  storeSealed(h.id, 'fcm', sealV1({ ...FCM_SA, project_id: `${FCM_SA.project_id}/messages:send?x=` }));
+  const at = uniq('hdrinj-apns');
+  const ft = uniq('hdrinj-fcm');
+  const ids = { apns: uniq('hdrinj-a'), fcm: uniq('hdrinj-f') };
+  await register(c, { device_id: ids.apns, platform: 'apns', provider_token: at });
+  await register(c, { device_id: ids.fcm, platform: 'fcm', provider_token: ft });
+  const res = await publish(c, { recipients: Object.values(ids).map((d) => ({ type: 'device', device_id: d })),
+    payload: { title: 'injected?' } });
+  const st = await settle(c, res.publish_id);
+  assert.equal(st.state, 'failed', JSON.stringify(st));
+  const err = Object.fromEntries(st.errors.map((e) => [e.device_id, e.error]));
+  assert.match(err[ids.apns] || '', /^apns credentials: .*topic/, JSON.stringify(st));
+  assert.match(err[ids.fcm] || '', /^fcm credentials: .*project_id/, JSON.stringify(st));
+  assert.deepEqual(await seen('apns', at), [], 'an APNs request went out');
+  assert.deepEqual(await seen('fcm', ft), [], 'an FCM request went out');
+});
+
+test('an APNs device token is percent-encoded into /3/device/<token>, never taken as a path', async () => {
+  const tok = `${uniq('pct')}/../../x?y=1#z%41`;
+  const id = uniq('pct-dev');
+  await register(a, { device_id: id, platform: 'apns', provider_token: tok });
+  const res = await publish(a, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'encoded' } });
+  const st = await settle(a, res.publish_id);
+  assert.equal(st.state, 'succeeded', JSON.stringify(st));
+  const reqs = await seen('apns', tok);
+  assert.equal(reqs.length, 1, 'the mock did not see the whole token as one path segment');
+  assert.ok(reqs[0].verified && reqs[0].status === 200, JSON.stringify(reqs[0]));
+  assert.equal(reqs[0].path, `/3/device/${encodeURIComponent(tok)}`);
+});
+
 /* =========================================================== 4. templates */
 
 test('templates: PUT 201/200, GET, list paged, DELETE; bad templates → 400, nothing stored', async () => {
