@@ -43,6 +43,7 @@ struct config {
 	char	*fcm_url;
 	char	*fcm_token_url;		/* OAuth2 token endpoint; never a tenant's token_uri */
 	char	*push_ca_file;		/* "": the system's CAs */
+	char	*webpush_allow;		/* Web Push host:port exempt from https, public */
 	int	 push_batch;
 	int	 push_lease_s;
 	int	 push_max_attempts;

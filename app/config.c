@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "push.h"
 
 enum ctype { C_STR, C_INT };
 
@@ -52,6 +53,7 @@ static const struct cdef defs[] = {
 	S(fcm_url, "https://fcm.googleapis.com"),
 	S(fcm_token_url, "https://oauth2.googleapis.com/token"),
 	S(push_ca_file, ""),
+	S(webpush_allow, ""),
 	I(push_batch, "200", 1, 10000),
 	I(push_lease_s, "30", 1, 3600),
 	I(push_max_attempts, "5", 1, 100),
@@ -237,6 +239,7 @@ int
 config_check(const struct config *c, char *err, size_t errlen)
 {
 	static const char *const levels[] = { "error", "warn", "info", "debug" };
+	const char *why;
 	size_t i;
 
 	for (i = 0; i < 4; i++)
@@ -264,6 +267,10 @@ config_check(const struct config *c, char *err, size_t errlen)
 	if (strncmp(c->fcm_token_url, "https://", 8) != 0 &&
 	    strncmp(c->fcm_token_url, "http://", 7) != 0) {
 		snprintf(err, errlen, "fcm_token_url: an http(s) URL is needed");
+		return -1;
+	}
+	if ((why = push_allow_list_check(c->webpush_allow)) != NULL) {
+		snprintf(err, errlen, "webpush_allow: %s", why);
 		return -1;
 	}
 	if (*c->push_secret_key != '\0' && config_push_key(c, NULL) != 0) {

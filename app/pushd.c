@@ -7,6 +7,9 @@
  */
 #include "config.h"
 
+#include <sys/types.h>
+#include <sys/socket.h>
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -69,6 +72,8 @@ struct call {
 	CURLcode		 result;
 	int			 done;		/* answered, or failed by libcurl */
 	const char		*bad_header;	/* a header refused (see header()) */
+	int			 web_allowed;	/* on webpush_allow: not checked */
+	int			 addr_refused;	/* open_public() refused an address */
 };
 
 static size_t
@@ -79,6 +84,13 @@ collect(char *data, size_t size, size_t n, void *arg)
 	char *p;
 
 	if (c->resplen + len > 16384)	/* an error reason, never more */
+		return len;
+	/*
+	 * A Web Push endpoint is any server the app's owner names: what it
+	 * answers is not kept (it would show in the publish status), only
+	 * known providers' (APNs, FCM at the operator's URLs) are.
+	 */
+	if (c->w != NULL && strcmp(c->w->platform, "web") == 0)
 		return len;
 	if ((p = realloc(c->resp, c->resplen + len + 1)) == NULL)
 		return 0;
@@ -500,9 +512,10 @@ build_web(struct pushd *pd, struct call *c, json_object *payload, int64_t now, c
 	char *vapid = NULL, tmp[64];
 	int rc = -1;
 
-	(void)pd;
 	if (ep == NULL || keys == NULL)
 		why = "the subscription is unusable";
+	else if ((why = push_endpoint_check(ep, pd->cfg->webpush_allow, &c->web_allowed)) != NULL)
+		;	/* stored before the endpoint rules, or by hand */
 	else if ((vapid = vapid_authorization(ep, cred_str(c->cr, "subject"),
 	    cred_str(c->cr, "private_key"), cred_str(c->cr, "public_key"),
 	    now / 1000 + 12 * 3600)) == NULL)
@@ -537,6 +550,59 @@ out:
 	return rc;
 }
 
+/*
+ * libcurl's socket opener for Web Push endpoints: the address a name
+ * resolved to is judged where it is used, so a name that resolves to
+ * loopback or a private network (now, or by the time of the request) is
+ * caught.  A refused address fails the connection and marks the call.
+ */
+static curl_socket_t
+open_public(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct call *c = arg;
+	int type = a->socktype;
+
+	if (purpose != CURLSOCKTYPE_IPCXN || push_addr_private(&a->addr, a->addrlen)) {
+		c->addr_refused = 1;
+		return CURL_SOCKET_BAD;
+	}
+#ifdef SOCK_CLOEXEC
+	type |= SOCK_CLOEXEC;
+#endif
+	return socket(a->family, type, a->protocol);
+}
+
+/*
+ * The rules of a request to a Web Push endpoint, which the app's owner
+ * names (see push_endpoint_check()): https only, no redirect, no proxy
+ * from the environment (the address checked must be the endpoint's), and
+ * unless the operator's webpush_allow names it, every address it
+ * connects to checked by open_public().
+ */
+static void
+easy_web(struct call *c)
+{
+	curl_easy_setopt(c->easy, CURLOPT_PROXY, "");
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, c->web_allowed ? "http,https" : "https");
+#else
+	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS, c->web_allowed ?
+	    (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS) : (long)CURLPROTO_HTTPS);
+#endif
+	if (c->web_allowed)
+		return;
+	curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETFUNCTION, open_public);
+	curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETDATA, c);
+	/*
+	 * libcurl reuses a connection only for the same TLS settings: asking
+	 * for TLS 1.2 at least keeps these requests off the connections opened
+	 * for APNs and FCM, which are not checked (an operator's provider URL
+	 * may name a host on a private network, and an endpoint on that host
+	 * must not ride its connection).
+	 */
+	curl_easy_setopt(c->easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+}
+
 /* The libcurl handle of a built request (c->easy, to url). */
 static void
 easy_setup(struct pushd *pd, struct call *c, const char *url)
@@ -568,6 +634,8 @@ easy_setup(struct pushd *pd, struct call *c, const char *url)
 	if (strcmp(c->w->platform, "apns") == 0)
 		curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, strncmp(url, "http://", 7) == 0 ?
 		    (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2TLS);
+	if (strcmp(c->w->platform, "web") == 0)
+		easy_web(c);
 }
 
 /*
@@ -613,6 +681,23 @@ says(const struct call *c, const char *reason)
 
 static void	retry_later(struct pushd *, struct push_work *, int64_t);
 
+/*
+ * A provider's answer as an error reason: up to size - 1 bytes of its
+ * first line, anything but printable ASCII made '?' (it is stored, and
+ * shown in the publish status).
+ */
+static void
+printable(char *out, size_t size, const char *text)
+{
+	size_t i;
+
+	for (i = 0; text != NULL && i + 1 < size && text[i] != '\0' && text[i] != '\r' &&
+	    text[i] != '\n'; i++)
+		out[i] = (unsigned char)text[i] >= 0x20 && (unsigned char)text[i] < 0x7f ?
+		    text[i] : '?';
+	out[i] = '\0';
+}
+
 /* Decide what an answer means for the delivery and the device. */
 static void
 classify(struct pushd *pd, struct call *c, int64_t now)
@@ -622,8 +707,13 @@ classify(struct pushd *pd, struct call *c, int64_t now)
 	long s = c->status;
 	char reason[120];
 
-	snprintf(reason, sizeof(reason), "%s", c->resp ? c->resp : "");
-	reason[strcspn(reason, "\r\n")] = '\0';
+	printable(reason, sizeof(reason), c->resp);
+	if (c->addr_refused) {
+		/* no request went out: another try would resolve to the same */
+		snprintf(w->error, sizeof(w->error), "web push endpoint resolves to a private address");
+		w->outcome = PUSH_FAILED;
+		return;
+	}
 	if (c->result != CURLE_OK) {
 		snprintf(w->error, sizeof(w->error), "%s: %s", p, curl_easy_strerror(c->result));
 		w->outcome = PUSH_RETRY;
@@ -631,7 +721,10 @@ classify(struct pushd *pd, struct call *c, int64_t now)
 		w->outcome = PUSH_SENT;
 		return;
 	} else {
-		snprintf(w->error, sizeof(w->error), "%s %ld %s", p, s, reason);
+		if (strcmp(p, "web") == 0)	/* no body was kept: see collect() */
+			snprintf(w->error, sizeof(w->error), "%s %ld", p, s);
+		else
+			snprintf(w->error, sizeof(w->error), "%s %ld %s", p, s, reason);
 		if ((strcmp(p, "apns") == 0 && (s == 410 || says(c, "BadDeviceToken") ||
 		    says(c, "Unregistered"))) || (strcmp(p, "fcm") == 0 && (s == 404 ||
 		    says(c, "UNREGISTERED"))) || (strcmp(p, "web") == 0 && (s == 404 || s == 410)))

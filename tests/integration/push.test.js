@@ -979,6 +979,92 @@ test('an APNs device token is percent-encoded into /3/device/<token>, never take
   assert.equal(reqs[0].path, `/3/device/${encodeURIComponent(tok)}`);
 });
 
+/* ======================================================= Web Push endpoints */
+
+test('web endpoints: http (not on webpush_allow), private or loopback addresses, userinfo → 400, nothing stored', async () => {
+  const w = createApp('push-webep');
+  const c = api(w);
+  const keys = fakeSubscription().keys;
+  const bad = [
+    'http://push.example.net/sub/1',
+    `http://127.0.0.1:${PORTS.web + 1 === 65536 ? 1 : PORTS.web + 1}/push/x`,
+    'https://10.0.0.1/sub/1',
+    'https://10.0.0.1:8443/sub/1',
+    'https://127.0.0.1/sub/1',
+    'https://192.168.1.20/sub/1',
+    'https://172.16.5.4/sub/1',
+    'https://100.64.0.1/sub/1',
+    'https://169.254.169.254/latest/meta-data',
+    'https://0.0.0.0/sub/1',
+    'https://224.0.0.1/sub/1',
+    'https://255.255.255.255/sub/1',
+    'https://[::1]/sub/1',
+    'https://[::]/sub/1',
+    'https://[fd00::1]/sub/1',
+    'https://[fe80::1]/sub/1',
+    'https://[ff02::1]/sub/1',
+    'https://[::ffff:127.0.0.1]/sub/1',
+    'https://[::ffff:a00:1]/sub/1',
+    'https://2130706433/sub/1',
+    'https://0x7f000001/sub/1',
+    'https://user:pw@push.example.net/sub/1',
+    'https://push.example.net@127.0.0.1/sub/1',
+    'https:///sub/1',
+    'https://push..example.net/sub/1',
+    'https://push.example.net:99999/sub/1',
+  ];
+  for (const endpoint of bad) {
+    const id = uniq('webep');
+    const r = await c.post('/push/deviceRegistrations', { device_id: id, platform: 'web',
+      provider_token: { endpoint, keys } });
+    assert.equal(r.status, 400, `${endpoint}: ${r.status} ${r.body}`);
+    assertError(r, 400, 'invalid_input');
+  }
+  assert.equal(countRows('push_devices', w.id), 0, 'a refused endpoint was stored');
+  // a public https endpoint, and the operator's allowed stand-in, are fine
+  await register(c, { device_id: uniq('webep-ok'), platform: 'web', provider_token: { endpoint:
+    'https://push.example.net/sub/1', keys } });
+  await register(c, { device_id: uniq('webep-mock'), platform: 'web', provider_token: (await webSubscription('webep')).sub });
+});
+
+test('a web endpoint whose name resolves to loopback: the delivery fails, no connection is made', async () => {
+  const rec = await recorder();
+  try {
+    const sub = { ...fakeSubscription(), endpoint: `https://localhost:${rec.port}/push/${uniq('lo')}` };
+    const id = uniq('weblo-dev');
+    await register(a, { device_id: id, platform: 'web', provider_token: sub });
+    const res = await publish(a, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'to loopback?' } });
+    const st = await settle(a, res.publish_id);
+    assert.equal(st.state, 'failed', JSON.stringify(st));
+    assert.deepEqual(st.counters, { planned: 1, sent: 0, failed: 1, retrying: 0 });
+    assert.match(st.errors[0].error, /web push endpoint resolves to a private address/, JSON.stringify(st));
+    assert.deepEqual(deliveries(app.id, res.publish_id).map((x) => [x.state, x.attempts]), [['failed', 1]],
+      'a refused address is final, not retried');
+    assert.equal(rec.connections, 0, 'sockudo-pushd connected to the loopback listener');
+    assert.deepEqual(rec.hits, []);
+  } finally {
+    await rec.close();
+  }
+});
+
+test('a web push service\'s answer body never reaches the publish status, only its status code', async () => {
+  const w = await webSubscription('webbody');
+  const id = uniq('webbody-dev');
+  const marker = `Marker${crypto.randomBytes(6).toString('hex')}`;
+  await register(a, { device_id: id, platform: 'web', provider_token: w.sub });
+  await behavior('web', w.id, [{ status: 400, reason: marker }]);
+  const res = await publish(a, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'x' } });
+  const st = await settle(a, res.publish_id);
+  assert.equal(st.state, 'failed', JSON.stringify(st));
+  const [q] = await seen('web', w.id);
+  assert.equal(q.status, 400);
+  assert.equal(q.reason, marker, 'the mock did not answer with the marker');
+  assert.ok(!JSON.stringify(st).includes(marker), `the answer body is in the status: ${JSON.stringify(st)}`);
+  assert.equal(st.errors[0].error, 'web 400');
+  const r = await a.get(`/push/deviceRegistrations/${id}`);
+  assert.ok(!r.body.includes(marker), r.body);
+});
+
 /* =========================================================== 4. templates */
 
 test('templates: PUT 201/200, GET, list paged, DELETE; bad templates → 400, nothing stored', async () => {
