@@ -83,19 +83,26 @@ char	*vapid_authorization(const char *endpoint, const char *subject,
 int	 vapid_keypair(char **private_b64url, char **public_b64url);
 
 /*
- * Seal a secret for storage with AES-256-GCM under key: "v1." followed by
- * base64url(nonce(12) || ciphertext || tag(16)), a fresh nonce each time.
- * Returns a malloc'd string or NULL.
+ * Seal a secret for storage with AES-256-GCM under key, bound to an app
+ * and a provider: "v2." followed by base64url(nonce(12) || ciphertext ||
+ * tag(16)), a fresh nonce each time; the AAD is "v2.", the app id, a NUL
+ * and the provider.  Returns a malloc'd string or NULL.
  */
-char	*secret_seal(const unsigned char key[32], const char *plain, size_t len);
+char	*secret_seal(const unsigned char key[32], const char *app_id,
+	    const char *provider, const char *plain, size_t len);
 
 /*
- * Open what secret_seal() made.  *plain is malloc'd and NUL-terminated,
- * *len its length without the NUL.  Returns 0, or -1 on a wrong key, any
+ * Open what secret_seal() made for the same app id and provider, or a
+ * record of the old "v1." format (AAD "v1." alone, bound to nothing).
+ * *plain is malloc'd and NUL-terminated, *len its length without the
+ * NUL.  Returns 0, or -1 on a wrong key, another app or provider, any
  * tampering or malformed input.
  */
-int	 secret_open(const unsigned char key[32], const char *sealed, char **plain,
-	    size_t *len);
+int	 secret_open(const unsigned char key[32], const char *app_id,
+	    const char *provider, const char *sealed, char **plain, size_t *len);
+
+/* Whether a sealed record is of the old "v1." format, to be sealed again. */
+int	 secret_is_v1(const char *sealed);
 
 /* ---- pushcheck.c: what tenants give, checked ------------------------- */
 

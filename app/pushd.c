@@ -34,11 +34,21 @@
 #define FCM_TTL_MAX	43200	/* s: Google's longest, 12 hours */
 #define OPENING_WAIT_MS	100	/* see pushd_send */
 
+/* Where an app's credentials for a provider stand. */
+enum creds_state {
+	CREDS_OK,	/* opened: c */
+	CREDS_NONE,	/* none stored */
+	CREDS_NOKEY,	/* no push_secret_key to open them with */
+	CREDS_SEALED,	/* they do not open: another app's, provider's or key's */
+	CREDS_DB,	/* the database could not be asked: try again */
+};
+
 /* One app's opened credentials for one provider, with the auth made from them. */
 struct creds {
 	char		 app_id[65];
 	char		 provider[8];
-	json_object	*c;		/* NULL: none stored (or unusable) */
+	enum creds_state state;
+	json_object	*c;		/* CREDS_OK: the credentials object */
 	char		*auth;		/* APNs: JWT; FCM: OAuth2 access token */
 	int64_t		 auth_until;
 	int64_t		 auth_failed_at;	/* the last failed FCM exchange */
@@ -114,7 +124,8 @@ creds_get(struct pushd *pd, const char *app_id, const char *provider, int64_t no
 {
 	struct creds *cr;
 	char *sealed = NULL, *plain = NULL;
-	size_t len;
+	size_t len = 0;
+	int rc;
 
 	for (cr = pd->creds; cr != NULL; cr = cr->next)
 		if (strcmp(cr->app_id, app_id) == 0 && strcmp(cr->provider, provider) == 0)
@@ -134,9 +145,18 @@ creds_get(struct pushd *pd, const char *app_id, const char *provider, int64_t no
 	free(cr->auth);
 	cr->auth = NULL;
 	cr->loaded_at = now;
-	if (pd->have_key && db_push_cred_sealed(pd->db, app_id, provider, &sealed) == 0 &&
-	    secret_open(pd->key, sealed, &plain, &len) == 0)
-		cr->c = json_parse_object(plain);
+	if (!pd->have_key)
+		cr->state = CREDS_NOKEY;
+	else if ((rc = db_push_cred_sealed(pd->db, app_id, provider, &sealed)) == DB_NOTFOUND)
+		cr->state = CREDS_NONE;
+	else if (rc != 0) {
+		cr->state = CREDS_DB;
+		cr->loaded_at = now - CREDS_TTL_MS;	/* asked again next time */
+	} else if (secret_open(pd->key, app_id, provider, sealed, &plain, &len) != 0 ||
+	    (cr->c = json_parse_object(plain)) == NULL)
+		cr->state = CREDS_SEALED;
+	else
+		cr->state = CREDS_OK;
 	if (plain != NULL)
 		OPENSSL_cleanse(plain, len);
 	free(plain);
@@ -639,6 +659,36 @@ easy_setup(struct pushd *pd, struct call *c, const char *url)
 }
 
 /*
+ * The credentials of a delivery (c->cr).  Returns 0, -1 (none that can
+ * be used: the delivery fails) or -2 (the database: try again), with
+ * w->error saying why.
+ */
+static int
+creds_usable(struct pushd *pd, struct call *c, int64_t now)
+{
+	struct push_work *w = c->w;
+
+	if ((c->cr = creds_get(pd, w->app_id, w->platform, now)) == NULL)
+		return snprintf(w->error, sizeof(w->error), "out of memory"), -2;
+	switch (c->cr->state) {
+	case CREDS_OK:
+		return 0;
+	case CREDS_NONE:
+		return snprintf(w->error, sizeof(w->error), "no %s credentials", w->platform), -1;
+	case CREDS_NOKEY:
+		return snprintf(w->error, sizeof(w->error), "no push_secret_key to open the %s "
+		    "credentials with", w->platform), -1;
+	case CREDS_SEALED:
+		return snprintf(w->error, sizeof(w->error), "the stored %s credentials do not "
+		    "open: sealed for another app or provider, or under another push_secret_key",
+		    w->platform), -1;
+	default:
+		return snprintf(w->error, sizeof(w->error), "the database is unavailable: the %s "
+		    "credentials could not be read", w->platform), -2;
+	}
+}
+
+/*
  * Build the provider request of a delivery.  Returns 0, -1 (failed,
  * w->error says why) or -2 (not sent now, w->error says why: try again).
  */
@@ -649,8 +699,8 @@ build(struct pushd *pd, struct call *c, json_object *payload, int64_t now)
 	char *url = NULL;
 	int rc;
 
-	if ((c->cr = creds_get(pd, w->app_id, w->platform, now)) == NULL || c->cr->c == NULL)
-		return snprintf(w->error, sizeof(w->error), "no %s credentials", w->platform), -1;
+	if ((rc = creds_usable(pd, c, now)) != 0)
+		return rc;
 	if (strcmp(w->platform, "apns") == 0)
 		rc = build_apns(pd, c, payload, now, &url);
 	else if (strcmp(w->platform, "fcm") == 0)

@@ -392,6 +392,39 @@ db_push_cred_sealed(struct db *d, const char *app_id, const char *provider, char
 	return *sealed != NULL ? 0 : DB_NOTFOUND;
 }
 
+/*
+ * The credentials still sealed in the old "v1." format (bound to no app
+ * or provider), to be sealed again: fn gets rows (app_id, provider,
+ * sealed).
+ */
+int
+db_push_cred_v1(struct db *d, db_row_fn fn, void *arg)
+{
+	static const char sql[] = "SELECT app_id, provider, sealed FROM push_credentials"
+	    " WHERE sealed LIKE 'v1.%' ORDER BY app_id, provider";
+
+	return db_query(d, sql, NULL, 0, fn, arg);
+}
+
+/*
+ * Replace the sealed value of a row, if it is still old (a PUT meanwhile
+ * wins).  *n: 1 when it was replaced, else 0.
+ */
+int
+db_push_cred_reseal(struct db *d, const char *app_id, const char *provider, const char *old,
+    const char *sealed, long long *n)
+{
+	static const char sql[] = "UPDATE push_credentials SET sealed = ?"
+	    " WHERE app_id = ? AND provider = ? AND sealed = ?";
+	struct db_val v[] = { DB_STR(sealed), DB_STR(app_id), DB_STR(provider), DB_STR(old) };
+	unsigned long long got = 0;
+	int rc;
+
+	if ((rc = db_exec(d, sql, v, 4, &got)) == 0)
+		*n = (long long)got;
+	return rc;
+}
+
 /* Delete a named row of a push table: credentials or a template.  *n: rows deleted. */
 int
 db_push_delete(struct db *d, const char *app_id, int what, const char *name, long long *n)

@@ -190,7 +190,7 @@ h_push_cred_put(struct req *r, struct resp *p)
 		    "this server has no push_secret_key to seal credentials with");
 	}
 	text = json_object_to_json_string_ext(kept, JSON_C_TO_STRING_PLAIN);
-	sealed = secret_seal(key, text, strlen(text));
+	sealed = secret_seal(key, r->app.id, provider, text, strlen(text));
 	OPENSSL_cleanse(key, sizeof(key));
 	OPENSSL_cleanse((char *)text, strlen(text));
 	json_object_put(kept);

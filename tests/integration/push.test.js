@@ -19,7 +19,7 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const {
   api, createApp, appSet, sql, sqlValue, sqlQuote, uniq, assertError, assertOk, waitFor, sleep,
-  confValue, pushMocks, mockCall,
+  confValue, pushMocks, mockCall, cliOk,
 } = require('./lib.js');
 
 /* ------------------------------------------------------------- the mocks */
@@ -672,7 +672,8 @@ test('credentials: PUT each provider → summary without secrets; GET; sealed at
     sealed1[p] = text;
     assertNoSecrets(text, `sealed ${p}`);
     assert.ok(!text.includes(APNS_ID.team_id) || p !== 'apns', 'sealed apns shows the team id in clear');
-    const body = text.replace(/^v1\./, '');
+    assert.match(text, /^v2\./, `sealed ${p}: the format bound to the app and provider`);
+    const body = text.replace(/^v2\./, '');
     for (const dec of [Buffer.from(body, 'base64url'), Buffer.from(body, 'base64')])
       assertNoSecrets(dec.toString('latin1'), `base64-decoded sealed ${p}`);
     const summary = sqlValue(`SELECT summary FROM push_credentials WHERE app_id = ${sqlQuote(k.id)}` +
@@ -1063,6 +1064,67 @@ test('a web push service\'s answer body never reaches the publish status, only i
   assert.equal(st.errors[0].error, 'web 400');
   const r = await a.get(`/push/deviceRegistrations/${id}`);
   assert.ok(!r.body.includes(marker), r.body);
+});
+
+test('sealed credentials are bound to their app and provider: another app\'s sealed row does not open', async () => {
+  const src = createApp('push-seal-src');
+  await uploadCredentials(api(src));
+  const dst = createApp('push-seal-dst');
+  const c = api(dst);
+  // the other app's sealed APNs row, copied as it is (a database write, a restore
+  // gone wrong); and its web row copied under the apns provider of a third app
+  sql(`INSERT INTO push_credentials (app_id, provider, sealed, summary, updated_at_ms)
+    SELECT ${sqlQuote(dst.id)}, provider, sealed, summary, updated_at_ms FROM push_credentials
+    WHERE app_id = ${sqlQuote(src.id)} AND provider = 'apns'`);
+  assert.equal(countRows('push_credentials', dst.id), 1);
+  const third = createApp('push-seal-prov');
+  sql(`INSERT INTO push_credentials (app_id, provider, sealed, summary, updated_at_ms)
+    SELECT ${sqlQuote(third.id)}, 'apns', sealed, summary, updated_at_ms FROM push_credentials
+    WHERE app_id = ${sqlQuote(src.id)} AND provider = 'web'`);
+  const tok = uniq('seal-apns');
+  const tok3 = uniq('seal-apns3');
+  const id = uniq('seal-dev');
+  await register(c, { device_id: id, platform: 'apns', provider_token: tok });
+  await register(api(third), { device_id: id, platform: 'apns', provider_token: tok3 });
+  for (const [who, client, t] of [['copied to another app', c, tok], ['copied to another provider', api(third), tok3]]) {
+    const res = await publish(client, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'whose keys?' } });
+    const st = await settle(client, res.publish_id);
+    assert.equal(st.state, 'failed', `${who}: ${JSON.stringify(st)}`);
+    assert.match(st.errors[0].error, /credentials/, `${who}: ${JSON.stringify(st)}`);
+    assert.deepEqual(await seen('apns', t), [], `${who}: delivered with the other app's keys`);
+  }
+});
+
+test('credentials sealed by an older version ("v1.") still deliver; sockudo-fcgi maintain re-seals them', async () => {
+  const o = createApp('push-seal-v1');
+  const c = api(o);
+  storeSealed(o.id, 'apns', sealV1(APNS_CREDS()));
+  const tok = uniq('v1-apns');
+  const id = uniq('v1-dev');
+  await register(c, { device_id: id, platform: 'apns', provider_token: tok });
+  let res = await publish(c, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'v1' } });
+  assert.equal((await settle(c, res.publish_id)).state, 'succeeded');
+  const sealedOf = () => sqlValue(`SELECT sealed FROM push_credentials WHERE app_id = ${sqlQuote(o.id)}` +
+    ` AND provider = 'apns'`);
+  assert.match(sealedOf(), /^v1\./);
+  const out = cliOk('maintain');
+  assert.match(out, /re-sealed/, out);
+  const now = sealedOf();
+  assert.match(now, /^v2\./, 'maintain left the v1 record');
+  // copied elsewhere, the re-sealed row is bound to this app
+  const other = createApp('push-seal-v1b');
+  sql(`INSERT INTO push_credentials (app_id, provider, sealed, summary, updated_at_ms) VALUES` +
+    ` (${sqlQuote(other.id)}, 'apns', ${sqlQuote(now)}, '{}', 0)`);
+  const tokb = uniq('v1b-apns');
+  await register(api(other), { device_id: id, platform: 'apns', provider_token: tokb });
+  res = await publish(api(other), { recipients: [{ type: 'device', device_id: id }], payload: { title: 'copied' } });
+  const stb = await settle(api(other), res.publish_id);
+  assert.equal(stb.state, 'failed', JSON.stringify(stb));
+  assert.match(stb.errors[0].error, /credentials/);
+  // and it still opens for its own app
+  res = await publish(c, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'v2 now' } });
+  assert.equal((await settle(c, res.publish_id)).state, 'succeeded');
+  assert.equal((await seen('apns', tok)).length, 2);
 });
 
 /* =========================================================== 4. templates */

@@ -860,40 +860,108 @@ test_vapid(void)
 	free(pub2);
 }
 
+/* A record of the old format: "v1." || b64url(nonce || ct || tag), AAD "v1." alone. */
+static char *
+seal_v1(const unsigned char key[32], const char *plain)
+{
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	unsigned char buf[12 + 256 + 16];
+	size_t len = strlen(plain);
+	char *b64, *out = NULL;
+	int n;
+
+	if (c == NULL || len > 256 || RAND_bytes(buf, 12) != 1 ||
+	    EVP_EncryptInit_ex2(c, EVP_aes_256_gcm(), key, buf, NULL) != 1 ||
+	    EVP_EncryptUpdate(c, NULL, &n, (const unsigned char *)"v1.", 3) != 1 ||
+	    EVP_EncryptUpdate(c, buf + 12, &n, (const unsigned char *)plain, (int)len) != 1 ||
+	    EVP_EncryptFinal_ex(c, buf + 12 + len, &n) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, buf + 12 + len) != 1) {
+		EVP_CIPHER_CTX_free(c);
+		return NULL;
+	}
+	EVP_CIPHER_CTX_free(c);
+	if ((b64 = b64url_encode(buf, 12 + len + 16)) != NULL &&
+	    (out = malloc(strlen(b64) + 4)) != NULL)
+		snprintf(out, strlen(b64) + 4, "v1.%s", b64);
+	free(b64);
+	return out;
+}
+
+/* Whether sealed opens for app and provider to exactly text. */
+static int
+opens_to(const unsigned char key[32], const char *app, const char *provider,
+    const char *sealed, const char *text)
+{
+	char *plain = NULL;
+	size_t n = 0;
+	int eq;
+
+	if (secret_open(key, app, provider, sealed, &plain, &n) != 0)
+		return 0;
+	eq = n == strlen(text) && strcmp(plain, text) == 0;
+	free(plain);
+	return eq;
+}
+
 static void
 test_secret(void)
 {
 	static const char text[] = "hunter2: an APNs key id and team id";
 	static const char bin[] = "a\0b\0c";
 	unsigned char key[32], key2[32], *raw = NULL;
-	char *s1, *s2, *plain = NULL, *b, *t;
+	char *s1, *s2, *plain = NULL, *b, *t, *v1;
 	size_t n = 0, rawlen = 0, i, accepted = 0;
 
 	RAND_bytes(key, sizeof(key));
 	memcpy(key2, key, sizeof(key2));
 	key2[31] ^= 0x01;
-	s1 = secret_seal(key, text, strlen(text));
-	s2 = secret_seal(key, text, strlen(text));
-	ok(s1 != NULL && strncmp(s1, "v1.", 3) == 0, "sealed text starts v1.");
-	ok(s1 != NULL && secret_open(key, s1, &plain, &n) == 0 && n == strlen(text) &&
-	    strcmp(plain, text) == 0, "seal/open round trip, NUL-terminated");
+	s1 = secret_seal(key, "1234567", "apns", text, strlen(text));
+	s2 = secret_seal(key, "1234567", "apns", text, strlen(text));
+	ok(s1 != NULL && strncmp(s1, "v2.", 3) == 0, "sealed text starts v2.");
+	ok(s1 != NULL && secret_open(key, "1234567", "apns", s1, &plain, &n) == 0 &&
+	    n == strlen(text) && strcmp(plain, text) == 0, "seal/open round trip, NUL-terminated");
 	free(plain);
 	plain = NULL;
 	ok(s1 != NULL && s2 != NULL && strcmp(s1, s2) != 0,
 	    "two seals of the same text differ");
 	ok(s1 != NULL && b64url_decode(s1 + 3, &raw, &rawlen) == 0 &&
 	    rawlen == 12 + strlen(text) + 16, "nonce || ciphertext || tag");
-	ok(s1 != NULL && secret_open(key2, s1, &plain, &n) == -1, "the wrong key fails");
+	ok(s1 != NULL && secret_open(key2, "1234567", "apns", s1, &plain, &n) == -1,
+	    "the wrong key fails");
 
-	/* Every flipped bit, in nonce, ciphertext and tag, must be caught. */
+	/* bound to the app and the provider: a record copied to another row does not open */
+	ok(!opens_to(key, "1234568", "apns", s1, text), "another app id fails");
+	ok(!opens_to(key, "123456", "apns", s1, text), "a prefix of the app id fails");
+	ok(!opens_to(key, "12345678", "apns", s1, text), "a longer app id fails");
+	ok(!opens_to(key, "1234567", "fcm", s1, text), "another provider fails");
+	ok(!opens_to(key, "1234567", "web", s1, text), "another provider (web) fails");
+	ok(!opens_to(key, "apns", "1234567", s1, text), "app id and provider swapped fail");
+	ok(!opens_to(key, "", "apns", s1, text) && !opens_to(key, NULL, "apns", s1, text) &&
+	    !opens_to(key, "1234567", NULL, s1, text), "no app id or provider fails");
+	t = secret_seal(key, "12345", "67apns", text, strlen(text));
+	ok(t != NULL && !opens_to(key, "1234567", "apns", t, text) &&
+	    opens_to(key, "12345", "67apns", t, text),
+	    "the app id and provider are kept apart (12345|67apns is not 1234567|apns)");
+	free(t);
+	ok(secret_seal(key, NULL, "apns", text, strlen(text)) == NULL &&
+	    secret_seal(key, "1", "", text, strlen(text)) == NULL,
+	    "sealing needs an app id and a provider");
+
+	/* every flipped bit, in nonce, ciphertext and tag, must be caught */
 	for (i = 0; raw != NULL && i < rawlen * 8; i++) {
 		raw[i / 8] ^= 1 << (i % 8);
 		b = b64url_encode(raw, rawlen);
 		raw[i / 8] ^= 1 << (i % 8);
 		if ((t = malloc(strlen(b) + 4)) == NULL)
 			exit(1);
-		snprintf(t, strlen(b) + 4, "v1.%s", b);
-		if (secret_open(key, t, &plain, &n) == 0) {
+		snprintf(t, strlen(b) + 4, "v2.%s", b);
+		if (secret_open(key, "1234567", "apns", t, &plain, &n) == 0) {
+			accepted++;
+			free(plain);
+		}
+		/* and the same bytes under the old prefix (AAD "v1.") do not open either */
+		t[1] = '1';
+		if (secret_open(key, "1234567", "apns", t, &plain, &n) == 0) {
 			accepted++;
 			free(plain);
 		}
@@ -904,25 +972,37 @@ test_secret(void)
 	    rawlen * 8, accepted);
 	free(raw);
 
-	ok(secret_open(key, "v1.", &plain, &n) == -1 &&
-	    secret_open(key, "v2.AAAA", &plain, &n) == -1 &&
-	    secret_open(key, "v1.!!!", &plain, &n) == -1 &&
-	    secret_open(key, s1 + 3, &plain, &n) == -1,
+	ok(secret_open(key, "1", "apns", "v2.", &plain, &n) == -1 &&
+	    secret_open(key, "1", "apns", "v3.AAAA", &plain, &n) == -1 &&
+	    secret_open(key, "1", "apns", "v2.!!!", &plain, &n) == -1 &&
+	    secret_open(key, "1234567", "apns", s1 + 3, &plain, &n) == -1,
 	    "truncated, unversioned or garbage input fails");
 	t = strndup(s1, strlen(s1) - 4);
-	ok(secret_open(key, t, &plain, &n) == -1, "a truncated seal fails");
+	ok(secret_open(key, "1234567", "apns", t, &plain, &n) == -1, "a truncated seal fails");
 	free(t);
+
+	/* records stored by earlier versions ("v1.", bound to nothing) still open */
+	v1 = seal_v1(key, text);
+	ok(v1 != NULL && secret_is_v1(v1) && !secret_is_v1(s1), "secret_is_v1 tells the formats apart");
+	ok(v1 != NULL && opens_to(key, "1234567", "apns", v1, text) &&
+	    opens_to(key, "7654321", "fcm", v1, text), "a v1 record opens (for any app: re-seal it)");
+	ok(v1 != NULL && !opens_to(key2, "1234567", "apns", v1, text), "a v1 record under another key fails");
+	if (v1 != NULL) {
+		v1[1] = '2';	/* v1 bytes presented as v2: the AAD differs */
+		ok(!opens_to(key, "1234567", "apns", v1, text), "a v1 record relabelled v2. fails");
+	}
+	free(v1);
 	free(s1);
 	free(s2);
 
-	s1 = secret_seal(key, "", 0);
-	ok(s1 != NULL && secret_open(key, s1, &plain, &n) == 0 && n == 0 && plain[0] == '\0',
-	    "an empty secret round trips");
+	s1 = secret_seal(key, "1", "web", "", 0);
+	ok(s1 != NULL && secret_open(key, "1", "web", s1, &plain, &n) == 0 && n == 0 &&
+	    plain[0] == '\0', "an empty secret round trips");
 	free(plain);
 	free(s1);
 	plain = NULL;
-	s1 = secret_seal(key, bin, sizeof(bin));
-	ok(s1 != NULL && secret_open(key, s1, &plain, &n) == 0 && n == sizeof(bin) &&
+	s1 = secret_seal(key, "1", "web", bin, sizeof(bin));
+	ok(s1 != NULL && secret_open(key, "1", "web", s1, &plain, &n) == 0 && n == sizeof(bin) &&
 	    memcmp(plain, bin, n) == 0, "embedded NULs round trip");
 	free(plain);
 	free(s1);
