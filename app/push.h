@@ -37,8 +37,9 @@ int	 b64url_decode(const char *, unsigned char **out, size_t *outlen);
 char	*jwt_es256(const char *pem_key, const char *kid, const char *claims_json);
 
 /*
- * The same with RS256 (RSA PKCS#1 v1.5, SHA-256, key of at least 2048
+ * The same with RS256 (RSA PKCS#1 v1.5, SHA-256, a key of 2048 to 4096
  * bits); header {"alg":"RS256","typ":"JWT","kid":kid}, kid optional.
+ * Keys are read from at most 16384 bytes of PEM.
  */
 char	*jwt_rs256(const char *pem_key, const char *kid, const char *claims_json);
 

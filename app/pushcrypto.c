@@ -29,6 +29,8 @@
 #define P256_PUB_LEN	65	/* 0x04 || X || Y */
 #define ES256_SIG_LEN	64	/* R || S, RFC 7518 section 3.4 */
 #define RSA_MIN_BITS	2048	/* RFC 7518 section 3.3 */
+#define RSA_MAX_BITS	4096	/* a bigger key makes every signature costly */
+#define PEM_MAX		16384	/* bytes of a PEM key we read: RSA-4096 is ~3,300 */
 #define WP_SALT_LEN	16
 #define WP_AUTH_LEN	16
 #define WP_HEADER_LEN	(WP_SALT_LEN + 4 + 1 + P256_PUB_LEN)
@@ -159,7 +161,7 @@ pem_private_key(const char *pem)
 	BIO *bio;
 	EVP_PKEY *pkey;
 
-	if (pem == NULL || strlen(pem) > INT_MAX)
+	if (pem == NULL || strlen(pem) > PEM_MAX)
 		return NULL;
 	if ((bio = BIO_new_mem_buf(pem, (int)strlen(pem))) == NULL)
 		return NULL;
@@ -500,7 +502,11 @@ jwt_es256(const char *pem_key, const char *kid, const char *claims_json)
 	return jwt;
 }
 
-/* RS256 (RFC 7518 section 3.3) with an RSA key in PEM; malloc'd or NULL. */
+/*
+ * RS256 (RFC 7518 section 3.3) with an RSA key of RSA_MIN_BITS to
+ * RSA_MAX_BITS in PEM; malloc'd or NULL.  The key is a tenant's: one of
+ * 16384 bits would make every token exchange cost a CPU second.
+ */
 char *
 jwt_rs256(const char *pem_key, const char *kid, const char *claims_json)
 {
@@ -508,7 +514,7 @@ jwt_rs256(const char *pem_key, const char *kid, const char *claims_json)
 	char *jwt = NULL;
 
 	if ((pkey = pem_private_key(pem_key)) != NULL && EVP_PKEY_is_a(pkey, "RSA") &&
-	    EVP_PKEY_get_bits(pkey) >= RSA_MIN_BITS)
+	    EVP_PKEY_get_bits(pkey) >= RSA_MIN_BITS && EVP_PKEY_get_bits(pkey) <= RSA_MAX_BITS)
 		jwt = jws_compact(pkey, 0, kid, claims_json);
 	EVP_PKEY_free(pkey);
 	if (jwt == NULL)

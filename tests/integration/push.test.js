@@ -1127,6 +1127,28 @@ test('credentials sealed by an older version ("v1.") still deliver; sockudo-fcgi
   assert.equal((await seen('apns', tok)).length, 2);
 });
 
+test('credentials: an RSA key over 4096 bits (every signature would cost) or an EC key not on P-256 → 400', async () => {
+  const k = createApp('push-keysize');
+  const c = api(k);
+  const fixture = fs.readFileSync(path.join(__dirname, '..', 'push', 'fixtures', 'rsa-8192.pem'), 'utf8');
+  const rsa8192 = fixture.slice(fixture.indexOf('-----BEGIN'));
+  let r = await c.call('PUT', '/push/credentials/fcm', { body: { ...FCM_SA, private_key: rsa8192 } });
+  assertError(r, 400, 'invalid_input');
+  assert.match(r.json.error, /4096/, r.body);
+  const p384 = crypto.generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey
+    .export({ type: 'pkcs8', format: 'pem' });
+  r = await c.call('PUT', '/push/credentials/apns', { body: { ...APNS_CREDS(), private_key: p384 } });
+  assertError(r, 400, 'invalid_input');
+  assert.match(r.json.error, /P-256/, r.body);
+  assert.equal(countRows('push_credentials', k.id), 0, 'a refused key was stored');
+  // the bound itself: 4096 bits is accepted
+  const rsa4096 = crypto.generateKeyPairSync('rsa', { modulusLength: 4096 }).privateKey
+    .export({ type: 'pkcs8', format: 'pem' });
+  r = await c.call('PUT', '/push/credentials/fcm', { body: { ...FCM_SA, private_key: rsa4096 } });
+  assertOk(r);
+  assert.equal(countRows('push_credentials', k.id), 1);
+});
+
 /* =========================================================== 4. templates */
 
 test('templates: PUT 201/200, GET, list paged, DELETE; bad templates → 400, nothing stored', async () => {

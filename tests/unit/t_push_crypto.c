@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -659,6 +660,55 @@ test_jwt_es256(void)
 	EVP_PKEY_free(rsa);
 }
 
+/* A file's text, malloc'd, or NULL. */
+static char *
+slurp(const char *path)
+{
+	FILE *f;
+	char *buf;
+	long n;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
+	    (buf = calloc(1, (size_t)n + 1)) == NULL) {
+		fclose(f);
+		return NULL;
+	}
+	if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+/*
+ * RSA keys of at most 4096 bits: a bigger one makes every signature
+ * (one per token exchange) expensive.  The 8192-bit key is a fixture
+ * (its generation takes seconds), found under $srcdir.
+ */
+static void
+test_rsa_bound(const char *claims)
+{
+	const char *srcdir = getenv("srcdir") != NULL ? getenv("srcdir") : ".";
+	EVP_PKEY *k4096;
+	char path[1024], *pem4096, *pem8192, *jwt;
+
+	k4096 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)4096);
+	pem4096 = k4096 != NULL ? t_pem(k4096, 0) : NULL;
+	jwt = pem4096 != NULL ? jwt_rs256(pem4096, "k", claims) : NULL;
+	ok(jwt != NULL, "RSA-4096 signs");
+	free(jwt);
+	snprintf(path, sizeof(path), "%s/tests/push/fixtures/rsa-8192.pem", srcdir);
+	pem8192 = slurp(path);
+	ok(pem8192 != NULL, "the 8192-bit fixture %s", path);
+	ok(pem8192 != NULL && jwt_rs256(pem8192, "k", claims) == NULL, "RSA-8192 is refused");
+	free(pem4096);
+	free(pem8192);
+	EVP_PKEY_free(k4096);
+}
+
 static void
 test_jwt_rs256(void)
 {
@@ -708,6 +758,7 @@ test_jwt_rs256(void)
 	ok(jwt_rs256(pemec, "k", claims) == NULL, "an EC key is refused for RS256");
 	ok(jwt_rs256(pemsmall, "k", claims) == NULL, "RSA-1024 is refused");
 	ok(jwt_rs256(pem, "k", "nope") == NULL, "bad claims give NULL");
+	test_rsa_bound(claims);
 
 	free(pem);
 	free(pemsmall);
