@@ -57,6 +57,12 @@ int	 webpush_encrypt(const char *p256dh_b64url, const char *auth_b64url,
 	    size_t *outlen);
 
 /*
+ * Whether a subscription's p256dh (base64url) is an uncompressed P-256
+ * point on the curve.  Returns 1 or 0.
+ */
+int	 webpush_p256dh_valid(const char *p256dh_b64url);
+
+/*
  * webpush_encrypt() with the salt and the application server's
  * ephemeral private scalar given, for known-answer tests.
  */

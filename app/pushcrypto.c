@@ -724,6 +724,29 @@ out:
 	return rc;
 }
 
+/*
+ * Whether a subscription's p256dh (base64url) is an uncompressed P-256
+ * point that lies on the curve (p256_public() decodes it, which checks):
+ * 65 bytes starting 0x04 are not enough.
+ */
+int
+webpush_p256dh_valid(const char *p256dh_b64url)
+{
+	unsigned char *pt = NULL;
+	size_t len = 0;
+	EVP_PKEY *pkey = NULL;
+	int valid;
+
+	if (p256dh_b64url != NULL && strlen(p256dh_b64url) <= 2 * P256_PUB_LEN &&
+	    b64url_decode(p256dh_b64url, &pt, &len) == 0)
+		pkey = p256_public(pt, len);
+	valid = pkey != NULL;
+	free(pt);
+	EVP_PKEY_free(pkey);
+	ERR_clear_error();
+	return valid;
+}
+
 /* webpush_encrypt_with() with a fresh salt and ephemeral key. */
 int
 webpush_encrypt(const char *p256dh_b64url, const char *auth_b64url,

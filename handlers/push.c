@@ -85,6 +85,11 @@ web_subscription(json_object *v, const char *allow, const char **why)
 		*why = "keys.p256dh and keys.auth must be base64url of 65 and 16 bytes";
 		goto out;
 	}
+	/* the ECDH of every delivery takes it: off the curve, it is refused now */
+	if (!webpush_p256dh_valid(json_str(keys, "p256dh"))) {
+		*why = "keys.p256dh must be an uncompressed P-256 point on the curve";
+		goto out;
+	}
 	out = json_object_new_object();
 	k = json_object_new_object();
 	json_object_object_add(out, "endpoint", json_object_new_string(endpoint));

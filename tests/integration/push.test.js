@@ -980,6 +980,32 @@ test('an APNs device token is percent-encoded into /3/device/<token>, never take
   assert.equal(reqs[0].path, `/3/device/${encodeURIComponent(tok)}`);
 });
 
+test('web subscriptions: a p256dh of 65 bytes starting 0x04 that is not a P-256 point → 400', async () => {
+  const w = createApp('push-p256dh');
+  const c = api(w);
+  const sub = fakeSubscription();
+  const notPoint = (x, y) => Buffer.concat([Buffer.from([4]), x, y]).toString('base64url');
+  const one = Buffer.alloc(32);
+  one[31] = 1;
+  const real = Buffer.from(sub.keys.p256dh, 'base64url');
+  const cases = [
+    notPoint(one, one),
+    notPoint(Buffer.alloc(32), Buffer.alloc(32)),
+    notPoint(real.subarray(1, 33), Buffer.from(real.subarray(33)).fill(0xff, 31)),   // Y changed
+    notPoint(Buffer.alloc(32, 0xff), Buffer.alloc(32, 0xff)),   // beyond the field
+    Buffer.concat([Buffer.from([2]), real.subarray(1)]).toString('base64url'),   // not uncompressed
+  ];
+  for (const p256dh of cases) {
+    const r = await c.post('/push/deviceRegistrations', { device_id: uniq('p256'), platform: 'web',
+      provider_token: { endpoint: sub.endpoint, keys: { ...sub.keys, p256dh } } });
+    assert.equal(r.status, 400, `${p256dh}: ${r.status} ${r.body}`);
+    assertError(r, 400, 'invalid_input');
+    assert.match(r.json.error, /p256dh/, r.body);
+  }
+  assert.equal(countRows('push_devices', w.id), 0, 'a key off the curve was stored');
+  await register(c, { device_id: uniq('p256-ok'), platform: 'web', provider_token: sub });
+});
+
 /* ======================================================= Web Push endpoints */
 
 test('web endpoints: http (not on webpush_allow), private or loopback addresses, userinfo → 400, nothing stored', async () => {

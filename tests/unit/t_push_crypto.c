@@ -1059,6 +1059,43 @@ test_secret(void)
 	free(s1);
 }
 
+/* p256dh must be a point on P-256, not any 65 bytes starting 0x04. */
+static void
+test_p256dh(void)
+{
+	unsigned char pt[65], *ua;
+	char *s;
+	size_t n;
+
+	ok(webpush_p256dh_valid(RFC_UA_PUBLIC), "RFC 8291's p256dh is on the curve");
+	ua = b64(RFC_UA_PUBLIC, &n);
+	memcpy(pt, ua, sizeof(pt));
+	pt[64] ^= 0x01;			/* Y off by one: not on the curve */
+	s = b64url_encode(pt, sizeof(pt));
+	ok(s != NULL && !webpush_p256dh_valid(s), "Y changed: refused");
+	free(s);
+	memset(pt + 1, 0, 64);
+	pt[32] = 1;
+	pt[64] = 1;			/* (1, 1) */
+	s = b64url_encode(pt, sizeof(pt));
+	ok(s != NULL && !webpush_p256dh_valid(s), "(1, 1): refused");
+	free(s);
+	memset(pt + 1, 0xff, 64);	/* coordinates beyond the field */
+	s = b64url_encode(pt, sizeof(pt));
+	ok(s != NULL && !webpush_p256dh_valid(s), "coordinates over p: refused");
+	free(s);
+	memcpy(pt, ua, sizeof(pt));
+	pt[0] = 0x02;			/* a compressed-point tag on 65 bytes */
+	s = b64url_encode(pt, sizeof(pt));
+	ok(s != NULL && !webpush_p256dh_valid(s), "not 0x04: refused");
+	free(s);
+	s = b64url_encode(ua, 64);
+	ok(s != NULL && !webpush_p256dh_valid(s), "64 bytes: refused");
+	free(s);
+	ok(!webpush_p256dh_valid("!!!") && !webpush_p256dh_valid(NULL), "garbage, NULL: refused");
+	free(ua);
+}
+
 int
 main(void)
 {
@@ -1069,5 +1106,6 @@ main(void)
 	test_jwt_rs256();
 	test_vapid();
 	test_secret();
+	test_p256dh();
 	return done_testing();
 }
