@@ -350,7 +350,7 @@ row_cred(const struct db_row *row, void *arg)
 	    { "updated_at_ms", 'i' } };
 	json_object *o = db_row_json(row, cols, 3), *summary;
 
-	if ((summary = json_tokener_parse(row->col[1])) != NULL) {
+	if ((summary = json_parse_object(row->col[1])) != NULL) {
 		json_object_object_foreach(summary, k, val)
 			json_object_object_add(o, k, json_object_get(val));
 		json_object_put(summary);
@@ -479,7 +479,7 @@ row_template(const struct db_row *row, void *arg)
 
 	if (db_page_full(pg->items, pg->limit, &pg->has_more))
 		return 1;
-	if ((o = json_tokener_parse(row->col[1])) == NULL)
+	if ((o = json_parse_object(row->col[1])) == NULL)
 		o = json_object_new_object();
 	json_object_object_add(o, "template_id", json_object_new_string(row->col[0]));
 	json_object_object_add(o, "updated_at_ms",

@@ -107,26 +107,29 @@ out:
 
 /*
  * Provider tokens are never shown whole: the last six characters of a
- * device token, the origin of a web push endpoint.
+ * device token, the origin of a web push endpoint.  A row whose token is
+ * not what it should be shows none of it.
  */
 static void
 redact(json_object *dev)
 {
-	json_object *t, *sub, *ep;
-	const char *platform = "", *s;
+	const char *platform = json_str(dev, "platform"), *s = json_str(dev, "provider_token");
+	const char *e, *host, *slash;
+	json_object *sub;
 	char buf[160];
 	size_t n;
 
-	if (!json_object_object_get_ex(dev, "provider_token", &t))
+	if (s == NULL) {
+		json_object_object_del(dev, "provider_token");
 		return;
-	if (json_object_object_get_ex(dev, "platform", &sub))
-		platform = json_object_get_string(sub);
-	s = json_object_get_string(t);
-	if (strcmp(platform, "web") == 0 && (sub = json_tokener_parse(s)) != NULL) {
-		const char *e = json_object_object_get_ex(sub, "endpoint", &ep) ?
-		    json_object_get_string(ep) : "";
-		const char *slash = strchr(strstr(e, "//") ? strstr(e, "//") + 2 : e, '/');
-		n = slash ? (size_t)(slash - e) : strlen(e);
+	}
+	if (platform != NULL && strcmp(platform, "web") == 0) {
+		sub = json_parse_object(s);
+		if ((e = json_str(sub, "endpoint")) == NULL)
+			e = "";
+		host = strstr(e, "//") != NULL ? strstr(e, "//") + 2 : e;
+		slash = strchr(host, '/');
+		n = slash != NULL ? (size_t)(slash - e) : strlen(e);
 		snprintf(buf, sizeof(buf), "%.*s/...", (int)(n < 120 ? n : 120), e);
 		json_object_put(sub);
 	} else {
@@ -404,6 +407,7 @@ name_page(struct req *r, struct resp *p, const char *scope,
 	struct push_page pg = { 0 };
 	const char *cursor = req_param(r, "cursor");
 	char *after = NULL, *last = NULL;
+	const char *name;
 	json_object *it;
 	size_t n;
 	int rc;
@@ -422,10 +426,14 @@ name_page(struct req *r, struct resp *p, const char *scope,
 		return push_store_error(p, rc);
 	}
 	if ((n = json_object_array_length(pg.items)) > 0) {
+		/* a channel name, or a template {template_id, ...} */
 		it = json_object_array_get_idx(pg.items, n - 1);
-		if (json_object_is_type(it, json_type_object))
-			json_object_object_get_ex(it, "template_id", &it);
-		last = strdup(json_object_get_string(it));
+		name = json_object_is_type(it, json_type_string) ? json_object_get_string(it) :
+		    json_str(it, "template_id");
+		if (name != NULL && (last = strdup(name)) == NULL) {
+			json_object_put(pg.items);
+			return push_store_error(p, DB_ERROR);
+		}
 	}
 	rc = page_answer_text(r, p, scope, pg.items, pg.has_more, last);
 	free(last);

@@ -259,12 +259,10 @@ h_push_template_delete(struct req *r, struct resp *p)
 const char *
 template_check(json_object *t)
 {
-	json_object *locales, *def, *l;
+	json_object *locales;
 	const char *d;
 
-	if (!json_object_object_get_ex(t, "locales", &locales) ||
-	    !json_object_is_type(locales, json_type_object) ||
-	    json_object_object_length(locales) == 0)
+	if ((locales = json_obj(t, "locales")) == NULL || json_object_object_length(locales) == 0)
 		return "locales must be an object of at least one locale";
 	json_object_object_foreach(locales, name, loc) {
 		if (*name == '\0' || strlen(name) > 35 || !json_object_is_type(loc, json_type_object))
@@ -273,8 +271,7 @@ template_check(json_object *t)
 		    body_string(body_member(loc, "body", NULL)) == NULL)
 			return "each locale needs title and body, strings";
 	}
-	if (!json_object_object_get_ex(t, "default_locale", &def) ||
-	    (d = body_string(def)) == NULL || !json_object_object_get_ex(locales, d, &l))
+	if ((d = json_str(t, "default_locale")) == NULL || json_obj(locales, d) == NULL)
 		return "default_locale must name one of the locales";
 	return NULL;
 }
@@ -297,10 +294,10 @@ h_push_template_put(struct req *r, struct resp *p)
 	if ((bad = template_check(r->json)) != NULL)
 		return resp_error(p, 400, "invalid_input", "%s", bad);
 	out = json_object_new_object();
-	json_object_object_add(out, "locales", json_object_get(json_object_object_get(r->json,
-	    "locales")));
+	/* template_check() made sure of both */
+	json_object_object_add(out, "locales", json_object_get(json_obj(r->json, "locales")));
 	json_object_object_add(out, "default_locale",
-	    json_object_get(json_object_object_get(r->json, "default_locale")));
+	    json_object_new_string(json_str(r->json, "default_locale")));
 	rc = db_push_template_put(r->w->db, r->app.id, id,
 	    json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN), now_ms(), &created);
 	if (rc != 0) {
@@ -326,7 +323,7 @@ h_push_template_get(struct req *r, struct resp *p)
 		return resp_error(p, 404, "not_found", "no template %s", r->args[1]);
 	if (rc != 0)
 		return push_store_error(p, rc);
-	if ((out = json_tokener_parse(body)) == NULL)
+	if ((out = json_parse_object(body)) == NULL)
 		out = json_object_new_object();
 	free(body);
 	json_object_object_add(out, "template_id", json_object_new_string(r->args[1]));

@@ -1175,6 +1175,60 @@ test('credentials: an RSA key over 4096 bits (every signature would cost) or an 
   assert.equal(countRows('push_credentials', k.id), 1);
 });
 
+test('rows of unexpected shape (written by hand or an older version) answer 200, never crash a worker', async () => {
+  const odd = createApp('push-odd');
+  const c = api(odd);
+  const id = sqlQuote(odd.id);
+  const poolLog = path.join(RUN, 'log', 'sockudo-fcgi.log');
+  const deaths = () => (fs.readFileSync(poolLog, 'utf8').match(/killed by signal/g) || []).length;
+  const deaths0 = deaths();
+  sql(`INSERT INTO push_templates (app_id, template_id, body, updated_at_ms) VALUES` +
+    ` (${id}, 'arr', '[1,2]', 0), (${id}, 'num', '5', 0), (${id}, 'bad', '{"locales":', 0)`);
+  sql(`INSERT INTO push_credentials (app_id, provider, sealed, summary, updated_at_ms) VALUES` +
+    ` (${id}, 'apns', 'v1.AAAA', '[1]', 0), (${id}, 'fcm', 'v1.AAAA', '"x"', 0)`);
+  sql(`INSERT INTO push_devices (app_id, device_id, platform, token, created_at_ms, updated_at_ms) VALUES` +
+    ` (${id}, 'w1', 'web', '{"endpoint":{"a":1},"keys":5}', 0, 0), (${id}, 'w2', 'web', '[]', 0, 0),` +
+    ` (${id}, 'w3', 'web', 'not json', 0, 0)`);
+  for (const t of ['arr', 'num', 'bad']) {
+    const r = await c.get(`/push/templates/${t}`);
+    assertOk(r);
+    assert.equal(r.json.template_id, t, r.body);
+  }
+  let r = await c.get('/push/templates');
+  assertOk(r);
+  assert.equal(r.json.items.length, 3, r.body);
+  r = await c.get('/push/credentials');
+  assertOk(r);
+  assert.deepEqual(Object.keys(r.json).sort(), ['apns', 'fcm'], r.body);
+  assert.equal(r.json.apns.provider, 'apns');
+  r = await c.get('/push/deviceRegistrations');
+  assertOk(r);
+  assert.equal(r.json.items.length, 3, r.body);
+  for (const d of r.json.items) assert.match(d.provider_token, /\.\.\./, r.body);
+  // publishes whose stored recipients are not a list of {type, id}: they expand to
+  // nothing (they used to fail every expansion that took them along, all apps')
+  const now = Date.now();
+  sql(`INSERT INTO push_publishes (app_id, publish_id, state, recipients, payload, deliver_at_ms,` +
+    ` created_at_ms, to_expand) VALUES (${id}, 'oddrecs1', 'queued', 'not json', '{"title":"x"}',` +
+    ` ${now}, ${now}, 1), (${id}, 'oddrecs2', 'queued', '[{"type":5},{"type":"device","device_id":{}},7]',` +
+    ` '{"title":"x"}', ${now}, ${now}, 1)`);
+  // deliveries to them fail with a reason, and sockudo-pushd lives on
+  const pid = pushdPid();
+  const res = await publish(c, { recipients: ['w1', 'w2', 'w3'].map((d) => ({ type: 'device', device_id: d })),
+    payload: { title: 'odd' } });
+  const st = await settle(c, res.publish_id);
+  assert.equal(st.state, 'failed', JSON.stringify(st));
+  assert.equal(st.errors.length, 3, JSON.stringify(st));
+  for (const p of ['oddrecs1', 'oddrecs2']) {
+    const so = await settle(c, p);
+    assert.equal(so.state, 'succeeded', JSON.stringify(so));
+    assert.equal(so.counters.planned, 0, JSON.stringify(so));
+  }
+  assert.equal(pushdPid(), pid);
+  assert.ok(pushdAlive());
+  assert.equal(deaths(), deaths0, 'a pool worker was killed by a signal');
+});
+
 /* =========================================================== 4. templates */
 
 test('templates: PUT 201/200, GET, list paged, DELETE; bad templates → 400, nothing stored', async () => {
