@@ -729,8 +729,6 @@ says(const struct call *c, const char *reason)
 	return c->resp != NULL && strstr(c->resp, reason) != NULL;
 }
 
-static void	retry_later(struct pushd *, struct push_work *, int64_t);
-
 /*
  * A provider's answer as an error reason: up to size - 1 bytes of its
  * first line, anything but printable ASCII made '?' (it is stored, and
@@ -746,6 +744,28 @@ printable(char *out, size_t size, const char *text)
 		out[i] = (unsigned char)text[i] >= 0x20 && (unsigned char)text[i] < 0x7f ?
 		    text[i] : '?';
 	out[i] = '\0';
+}
+
+/*
+ * A delivery to try again (w->error says why): after a backoff, or
+ * failed when its attempts are used up.
+ */
+static void
+retry_later(struct pushd *pd, struct push_work *w, int64_t now)
+{
+	int64_t delay;
+	unsigned char r;
+
+	w->outcome = PUSH_RETRY;
+	if (w->attempts + 1 >= pd->cfg->push_max_attempts) {
+		w->outcome = PUSH_FAILED;
+		return;
+	}
+	/* exponential backoff with jitter: base * 2^attempts * [0.5, 1.5) */
+	random_bytes(&r, 1);
+	delay = (int64_t)pd->cfg->push_retry_base_ms << (w->attempts < 20 ? w->attempts : 20);
+	delay = delay / 2 + delay * r / 256;
+	w->next_at_ms = now + (delay < 3600000 ? delay : 3600000);
 }
 
 /* Decide what an answer means for the delivery and the device. */
@@ -791,28 +811,6 @@ classify(struct pushd *pd, struct call *c, int64_t now)
 	}
 	if (w->outcome == PUSH_RETRY)
 		retry_later(pd, w, now);
-}
-
-/*
- * A delivery to try again (w->error says why): after a backoff, or
- * failed when its attempts are used up.
- */
-static void
-retry_later(struct pushd *pd, struct push_work *w, int64_t now)
-{
-	int64_t delay;
-	unsigned char r;
-
-	w->outcome = PUSH_RETRY;
-	if (w->attempts + 1 >= pd->cfg->push_max_attempts) {
-		w->outcome = PUSH_FAILED;
-		return;
-	}
-	/* exponential backoff with jitter: base * 2^attempts * [0.5, 1.5) */
-	random_bytes(&r, 1);
-	delay = (int64_t)pd->cfg->push_retry_base_ms << (w->attempts < 20 ? w->attempts : 20);
-	delay = delay / 2 + delay * r / 256;
-	w->next_at_ms = now + (delay < 3600000 ? delay : 3600000);
 }
 
 /*
