@@ -41,8 +41,9 @@ struct config {
 	char	*push_secret_key;	/* 64 hex digits: seals provider credentials */
 	char	*apns_url;
 	char	*fcm_url;
-	char	*fcm_token_url;		/* "": the service account's token_uri */
+	char	*fcm_token_url;		/* OAuth2 token endpoint; never a tenant's token_uri */
 	char	*push_ca_file;		/* "": the system's CAs */
+	char	*webpush_allow;		/* Web Push host:port exempt from https, public */
 	int	 push_batch;
 	int	 push_lease_s;
 	int	 push_max_attempts;

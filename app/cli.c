@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "app.h"
+#include "push.h"
 #include "db/db.h"
 
 #ifndef SCHEMA_DIR
@@ -218,9 +221,92 @@ collect_id(const struct db_row *row, void *arg)
 	return 0;
 }
 
+/* A credentials row sealed in the old format, read by reseal_one(). */
+struct v1_row {
+	char		*app_id, *provider, *sealed;
+	struct v1_row	*next;
+};
+
+static int
+collect_v1(const struct db_row *row, void *arg)
+{
+	struct v1_row **head = arg, *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return 1;
+	r->app_id = strdup(row->col[0]);
+	r->provider = strdup(row->col[1]);
+	r->sealed = strdup(row->col[2]);
+	r->next = *head;
+	*head = r;
+	return r->app_id == NULL || r->provider == NULL || r->sealed == NULL;
+}
+
+/* Seal one old record again for its app and provider.  Returns 1 if replaced, 0, -1. */
+static int
+reseal_one(struct db *d, const unsigned char key[32], const struct v1_row *r)
+{
+	char *plain = NULL, *sealed = NULL;
+	size_t len = 0;
+	long long n = 0;
+	int rc = -1;
+
+	if (r->app_id == NULL || r->provider == NULL || r->sealed == NULL)
+		return -1;
+	if (secret_open(key, r->app_id, r->provider, r->sealed, &plain, &len) != 0) {
+		fprintf(stderr, "sockudo-fcgi: maintain: the %s credentials of app %s do not "
+		    "open under push_secret_key; left as they are\n", r->provider, r->app_id);
+		return 0;
+	}
+	if ((sealed = secret_seal(key, r->app_id, r->provider, plain, len)) != NULL &&
+	    db_push_cred_reseal(d, r->app_id, r->provider, r->sealed, sealed, &n) == 0)
+		rc = n > 0;
+	OPENSSL_cleanse(plain, len);
+	free(plain);
+	free(sealed);
+	return rc;
+}
+
 /*
- * sockudo-fcgi maintain: apply every app's history retention and drop
- * expired idempotency records.  Safe to run anywhere, any number of times,
+ * Seal again, in the "v2." format bound to their app and provider, the
+ * push credentials still in the "v1." format, which opens for any row
+ * (secret_open()).  *n: records re-sealed.  Returns 0 or -1.
+ */
+static int
+reseal_v1(struct db *d, const struct config *cfg, long long *n)
+{
+	struct v1_row *rows = NULL, *r;
+	unsigned char key[32];
+	int rc = 0, one;
+
+	*n = 0;
+	if (config_push_key(cfg, key) != 0)
+		return 0;	/* no key: nothing can be opened, nor sealed */
+	if (db_push_cred_v1(d, collect_v1, &rows) != 0)
+		rc = -1;
+	for (r = rows; rc == 0 && r != NULL; r = r->next)
+		if ((one = reseal_one(d, key, r)) < 0)
+			rc = -1;
+		else
+			*n += one;
+	OPENSSL_cleanse(key, sizeof(key));
+	while (rows != NULL) {
+		r = rows->next;
+		free(rows->app_id);
+		free(rows->provider);
+		if (rows->sealed != NULL)
+			OPENSSL_cleanse(rows->sealed, strlen(rows->sealed));
+		free(rows->sealed);
+		free(rows);
+		rows = r;
+	}
+	return rc;
+}
+
+/*
+ * sockudo-fcgi maintain: apply every app's history retention, drop
+ * expired idempotency records and seal old-format push credentials
+ * again (reseal_v1).  Safe to run anywhere, any number of times,
  * also at once on several hosts (every step is an idempotent delete).
  * Exit 0 or 1.
  */
@@ -231,7 +317,7 @@ cli_maintain(const struct config *cfg)
 	struct id_list l = { 0 };
 	struct app a;
 	struct db *d;
-	long long n, msgs = 0, idem = 0;
+	long long n, msgs = 0, idem = 0, resealed = 0;
 	int64_t now = now_ms();
 	size_t i;
 	int rc = 1;
@@ -252,8 +338,13 @@ cli_maintain(const struct config *cfg)
 	}
 	if (db_idem_expire(d, now, &idem) != 0)
 		goto out;
+	if (reseal_v1(d, cfg, &resealed) != 0) {
+		fprintf(stderr, "sockudo-fcgi: maintain: push credentials could not be re-sealed\n");
+		goto out;
+	}
 	printf("maintain: %lld messages past retention removed from %zu apps, "
-	    "%lld idempotency records expired\n", msgs, l.n, idem);
+	    "%lld idempotency records expired, %lld push credentials re-sealed\n", msgs, l.n,
+	    idem, resealed);
 	rc = 0;
 out:
 	for (i = 0; i < l.n; i++)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "push.h"
 
 enum ctype { C_STR, C_INT };
 
@@ -50,8 +51,9 @@ static const struct cdef defs[] = {
 	S(push_secret_key, ""),
 	S(apns_url, "https://api.push.apple.com"),
 	S(fcm_url, "https://fcm.googleapis.com"),
-	S(fcm_token_url, ""),
+	S(fcm_token_url, "https://oauth2.googleapis.com/token"),
 	S(push_ca_file, ""),
+	S(webpush_allow, ""),
 	I(push_batch, "200", 1, 10000),
 	I(push_lease_s, "30", 1, 3600),
 	I(push_max_attempts, "5", 1, 100),
@@ -242,6 +244,7 @@ int
 config_check(const struct config *c, char *err, size_t errlen)
 {
 	static const char *const levels[] = { "error", "warn", "info", "debug" };
+	const char *why;
 	size_t i;
 
 	for (i = 0; i < 4; i++)
@@ -264,6 +267,15 @@ config_check(const struct config *c, char *err, size_t errlen)
 		/* a connection renews its lease once per keep-alive at least */
 		snprintf(err, errlen, "ws_lease_s (%d) must be at least ws_keepalive_s (%d) + 5",
 		    c->ws_lease_s, c->ws_keepalive_s);
+		return -1;
+	}
+	if (strncmp(c->fcm_token_url, "https://", 8) != 0 &&
+	    strncmp(c->fcm_token_url, "http://", 7) != 0) {
+		snprintf(err, errlen, "fcm_token_url: an http(s) URL is needed");
+		return -1;
+	}
+	if ((why = push_allow_list_check(c->webpush_allow)) != NULL) {
+		snprintf(err, errlen, "webpush_allow: %s", why);
 		return -1;
 	}
 	if (*c->push_secret_key != '\0' && config_push_key(c, NULL) != 0) {

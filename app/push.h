@@ -37,8 +37,9 @@ int	 b64url_decode(const char *, unsigned char **out, size_t *outlen);
 char	*jwt_es256(const char *pem_key, const char *kid, const char *claims_json);
 
 /*
- * The same with RS256 (RSA PKCS#1 v1.5, SHA-256, key of at least 2048
+ * The same with RS256 (RSA PKCS#1 v1.5, SHA-256, a key of 2048 to 4096
  * bits); header {"alg":"RS256","typ":"JWT","kid":kid}, kid optional.
+ * Keys are read from at most 16384 bytes of PEM.
  */
 char	*jwt_rs256(const char *pem_key, const char *kid, const char *claims_json);
 
@@ -54,6 +55,12 @@ char	*jwt_rs256(const char *pem_key, const char *kid, const char *claims_json);
 int	 webpush_encrypt(const char *p256dh_b64url, const char *auth_b64url,
 	    const unsigned char *plain, size_t len, unsigned char **out,
 	    size_t *outlen);
+
+/*
+ * Whether a subscription's p256dh (base64url) is an uncompressed P-256
+ * point on the curve.  Returns 1 or 0.
+ */
+int	 webpush_p256dh_valid(const char *p256dh_b64url);
 
 /*
  * webpush_encrypt() with the salt and the application server's
@@ -83,18 +90,51 @@ char	*vapid_authorization(const char *endpoint, const char *subject,
 int	 vapid_keypair(char **private_b64url, char **public_b64url);
 
 /*
- * Seal a secret for storage with AES-256-GCM under key: "v1." followed by
- * base64url(nonce(12) || ciphertext || tag(16)), a fresh nonce each time.
- * Returns a malloc'd string or NULL.
+ * Seal a secret for storage with AES-256-GCM under key, bound to an app
+ * and a provider: "v2." followed by base64url(nonce(12) || ciphertext ||
+ * tag(16)), a fresh nonce each time; the AAD is "v2.", the app id, a NUL
+ * and the provider.  Returns a malloc'd string or NULL.
  */
-char	*secret_seal(const unsigned char key[32], const char *plain, size_t len);
+char	*secret_seal(const unsigned char key[32], const char *app_id,
+	    const char *provider, const char *plain, size_t len);
 
 /*
- * Open what secret_seal() made.  *plain is malloc'd and NUL-terminated,
- * *len its length without the NUL.  Returns 0, or -1 on a wrong key, any
+ * Open what secret_seal() made for the same app id and provider, or a
+ * record of the old "v1." format (AAD "v1." alone, bound to nothing).
+ * *plain is malloc'd and NUL-terminated, *len its length without the
+ * NUL.  Returns 0, or -1 on a wrong key, another app or provider, any
  * tampering or malformed input.
  */
-int	 secret_open(const unsigned char key[32], const char *sealed, char **plain,
-	    size_t *len);
+int	 secret_open(const unsigned char key[32], const char *app_id,
+	    const char *provider, const char *sealed, char **plain, size_t *len);
+
+/* Whether a sealed record is of the old "v1." format, to be sealed again. */
+int	 secret_is_v1(const char *sealed);
+
+/* ---- pushcheck.c: what tenants give, checked ------------------------- */
+
+#define PUSH_ENDPOINT_MAX	2048	/* bytes of a Web Push endpoint URL */
+
+/* A Web Push endpoint, parsed by push_endpoint_parse(). */
+struct push_endpoint {
+	int	 https;		/* else http */
+	char	 host[256];	/* lower case; IPv6 in brackets */
+	int	 port;		/* given, or the scheme's */
+	int	 family;	/* AF_INET, AF_INET6 for a literal address; else 0 */
+	int	 private_ip;	/* a literal address that is not public */
+};
+
+struct sockaddr;
+
+int	 push_apns_id_valid(const char *);
+int	 push_topic_valid(const char *);
+int	 push_fcm_project_valid(const char *);
+int	 push_email_valid(const char *);
+int	 push_b64token_valid(const char *, size_t max);
+int	 push_addr_private(const struct sockaddr *, size_t len);
+const char *push_endpoint_parse(const char *url, struct push_endpoint *);
+int	 push_endpoint_allowed(const char *list, const struct push_endpoint *);
+const char *push_endpoint_check(const char *url, const char *allow, int *allowed);
+const char *push_allow_list_check(const char *list);
 
 #endif

@@ -29,12 +29,16 @@
 #define P256_PUB_LEN	65	/* 0x04 || X || Y */
 #define ES256_SIG_LEN	64	/* R || S, RFC 7518 section 3.4 */
 #define RSA_MIN_BITS	2048	/* RFC 7518 section 3.3 */
+#define RSA_MAX_BITS	4096	/* a bigger key makes every signature costly */
+#define PEM_MAX		16384	/* bytes of a PEM key we read: RSA-4096 is ~3,300 */
 #define WP_SALT_LEN	16
 #define WP_AUTH_LEN	16
 #define WP_HEADER_LEN	(WP_SALT_LEN + 4 + 1 + P256_PUB_LEN)
 #define GCM_NONCE_LEN	12
 #define GCM_TAG_LEN	16
-#define SEAL_PREFIX	"v1."
+#define SEAL_PREFIX	"v2."	/* AAD: prefix || app id || NUL || provider */
+#define SEAL_PREFIX_V1	"v1."	/* AAD: the prefix alone; still opened */
+#define SEAL_SCOPE_MAX	128	/* bytes of app id and provider together */
 
 static char p256_group[] = SN_X9_62_prime256v1;
 static char sha256_name[] = "SHA256";
@@ -157,7 +161,7 @@ pem_private_key(const char *pem)
 	BIO *bio;
 	EVP_PKEY *pkey;
 
-	if (pem == NULL || strlen(pem) > INT_MAX)
+	if (pem == NULL || strlen(pem) > PEM_MAX)
 		return NULL;
 	if ((bio = BIO_new_mem_buf(pem, (int)strlen(pem))) == NULL)
 		return NULL;
@@ -498,7 +502,11 @@ jwt_es256(const char *pem_key, const char *kid, const char *claims_json)
 	return jwt;
 }
 
-/* RS256 (RFC 7518 section 3.3) with an RSA key in PEM; malloc'd or NULL. */
+/*
+ * RS256 (RFC 7518 section 3.3) with an RSA key of RSA_MIN_BITS to
+ * RSA_MAX_BITS in PEM; malloc'd or NULL.  The key is a tenant's: one of
+ * 16384 bits would make every token exchange cost a CPU second.
+ */
 char *
 jwt_rs256(const char *pem_key, const char *kid, const char *claims_json)
 {
@@ -506,7 +514,7 @@ jwt_rs256(const char *pem_key, const char *kid, const char *claims_json)
 	char *jwt = NULL;
 
 	if ((pkey = pem_private_key(pem_key)) != NULL && EVP_PKEY_is_a(pkey, "RSA") &&
-	    EVP_PKEY_get_bits(pkey) >= RSA_MIN_BITS)
+	    EVP_PKEY_get_bits(pkey) >= RSA_MIN_BITS && EVP_PKEY_get_bits(pkey) <= RSA_MAX_BITS)
 		jwt = jws_compact(pkey, 0, kid, claims_json);
 	EVP_PKEY_free(pkey);
 	if (jwt == NULL)
@@ -716,6 +724,29 @@ out:
 	return rc;
 }
 
+/*
+ * Whether a subscription's p256dh (base64url) is an uncompressed P-256
+ * point that lies on the curve (p256_public() decodes it, which checks):
+ * 65 bytes starting 0x04 are not enough.
+ */
+int
+webpush_p256dh_valid(const char *p256dh_b64url)
+{
+	unsigned char *pt = NULL;
+	size_t len = 0;
+	EVP_PKEY *pkey = NULL;
+	int valid;
+
+	if (p256dh_b64url != NULL && strlen(p256dh_b64url) <= 2 * P256_PUB_LEN &&
+	    b64url_decode(p256dh_b64url, &pt, &len) == 0)
+		pkey = p256_public(pt, len);
+	valid = pkey != NULL;
+	free(pt);
+	EVP_PKEY_free(pkey);
+	ERR_clear_error();
+	return valid;
+}
+
 /* webpush_encrypt_with() with a fresh salt and ephemeral key. */
 int
 webpush_encrypt(const char *p256dh_b64url, const char *auth_b64url,
@@ -921,26 +952,49 @@ out:
 }
 
 /*
- * The version prefix is also the AAD, so a later format cannot be fed
- * to this one's opener with a forged prefix.
+ * The AAD of a "v2." seal: the prefix, the app id, a NUL, the provider.
+ * Neither holds a NUL, so no two (app, provider) pairs share an AAD, and
+ * a record copied to another app's or provider's row does not open.
+ * Returns its length, or 0 when they do not fit.
+ */
+static size_t
+seal_aad(unsigned char *aad, size_t size, const char *app_id, const char *provider)
+{
+	size_t a, p, pre = strlen(SEAL_PREFIX);
+
+	if (app_id == NULL || provider == NULL || (a = strlen(app_id)) == 0 ||
+	    (p = strlen(provider)) == 0 || pre + a + 1 + p > size)
+		return 0;
+	memcpy(aad, SEAL_PREFIX, pre);
+	memcpy(aad + pre, app_id, a);
+	aad[pre + a] = '\0';
+	memcpy(aad + pre + a + 1, provider, p);
+	return pre + a + 1 + p;
+}
+
+/*
+ * Seal a secret for an app's provider: "v2." || base64url(nonce ||
+ * ciphertext || tag), AES-256-GCM with a fresh nonce, the AAD binding it
+ * to app_id and provider (seal_aad).
  */
 char *
-secret_seal(const unsigned char key[32], const char *plain, size_t len)
+secret_seal(const unsigned char key[32], const char *app_id, const char *provider,
+    const char *plain, size_t len)
 {
-	unsigned char *buf;
+	unsigned char *buf, aad[3 + SEAL_SCOPE_MAX + 1];
 	char *b64 = NULL, *out = NULL;
-	size_t n;
+	size_t n, aadlen;
 
 	if (key == NULL || (plain == NULL && len > 0) ||
-	    len > INT_MAX - GCM_NONCE_LEN - GCM_TAG_LEN)
+	    len > INT_MAX - GCM_NONCE_LEN - GCM_TAG_LEN ||
+	    (aadlen = seal_aad(aad, sizeof(aad), app_id, provider)) == 0)
 		return NULL;
 	n = GCM_NONCE_LEN + len + GCM_TAG_LEN;
 	if ((buf = malloc(n)) == NULL)
 		return NULL;
 	if (RAND_bytes(buf, GCM_NONCE_LEN) != 1 ||
-	    gcm_seal(EVP_aes_256_gcm(), key, buf, (const unsigned char *)SEAL_PREFIX,
-	    strlen(SEAL_PREFIX), (const unsigned char *)plain, len, NULL, 0,
-	    buf + GCM_NONCE_LEN) != 0 ||
+	    gcm_seal(EVP_aes_256_gcm(), key, buf, aad, aadlen, (const unsigned char *)plain,
+	    len, NULL, 0, buf + GCM_NONCE_LEN) != 0 ||
 	    (b64 = b64url_encode(buf, n)) == NULL)
 		goto out;
 	n = strlen(SEAL_PREFIX) + strlen(b64) + 1;
@@ -954,30 +1008,44 @@ out:
 	return out;
 }
 
+/* Whether a sealed record is of the old "v1." format (see secret_open()). */
+int
+secret_is_v1(const char *sealed)
+{
+	return sealed != NULL && strncmp(sealed, SEAL_PREFIX_V1, strlen(SEAL_PREFIX_V1)) == 0;
+}
+
 /*
- * Open "v1." || base64url(nonce || ciphertext || tag).  *plain is
- * malloc'd and NUL-terminated.  Returns 0, or -1 on any failure, with
- * nothing to free.
+ * Open a "v2." record sealed for app_id and provider, or an old "v1."
+ * one (its AAD is "v1." alone: it opens for any app; records already
+ * stored must keep working until they are sealed again, by the next PUT
+ * of the credentials or by sockudo-fcgi maintain).  *plain is malloc'd
+ * and NUL-terminated.  Returns 0, or -1 on any failure, with nothing to
+ * free.
  */
 int
-secret_open(const unsigned char key[32], const char *sealed, char **plain, size_t *len)
+secret_open(const unsigned char key[32], const char *app_id, const char *provider,
+    const char *sealed, char **plain, size_t *len)
 {
-	unsigned char *buf = NULL;
+	unsigned char *buf = NULL, aad[3 + SEAL_SCOPE_MAX + 1];
 	char *out = NULL;
-	size_t n = 0, ctlen = 0;
+	size_t n = 0, ctlen = 0, aadlen, pre = strlen(SEAL_PREFIX);
 	int rc = -1;
 
-	if (key == NULL || sealed == NULL || plain == NULL || len == NULL ||
-	    strncmp(sealed, SEAL_PREFIX, strlen(SEAL_PREFIX)) != 0)
+	if (key == NULL || sealed == NULL || plain == NULL || len == NULL)
 		return -1;
-	if (b64url_decode(sealed + strlen(SEAL_PREFIX), &buf, &n) != 0 ||
-	    n < GCM_NONCE_LEN + GCM_TAG_LEN)
+	if (secret_is_v1(sealed)) {
+		memcpy(aad, SEAL_PREFIX_V1, pre);
+		aadlen = pre;
+	} else if (strncmp(sealed, SEAL_PREFIX, pre) != 0 ||
+	    (aadlen = seal_aad(aad, sizeof(aad), app_id, provider)) == 0)
+		return -1;
+	if (b64url_decode(sealed + pre, &buf, &n) != 0 || n < GCM_NONCE_LEN + GCM_TAG_LEN)
 		goto out;
 	ctlen = n - GCM_NONCE_LEN - GCM_TAG_LEN;
 	if ((out = malloc(ctlen + 1)) == NULL)
 		goto out;
-	if (gcm_open(EVP_aes_256_gcm(), key, buf, (const unsigned char *)SEAL_PREFIX,
-	    strlen(SEAL_PREFIX), buf + GCM_NONCE_LEN, ctlen,
+	if (gcm_open(EVP_aes_256_gcm(), key, buf, aad, aadlen, buf + GCM_NONCE_LEN, ctlen,
 	    buf + GCM_NONCE_LEN + ctlen, (unsigned char *)out) != 0)
 		goto out;
 	out[ctlen] = '\0';

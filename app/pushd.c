@@ -7,8 +7,12 @@
  */
 #include "config.h"
 
+#include <sys/types.h>
+#include <sys/socket.h>
+
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,16 +28,31 @@
 #define APNS_JWT_TTL_MS	(40 * 60 * 1000)	/* Apple wants 20 to 60 minutes */
 #define CREDS_TTL_MS	(60 * 1000)		/* credentials changed via the API show up */
 #define FCM_SCOPE	"https://www.googleapis.com/auth/firebase.messaging"
-#define FCM_TOKEN_URI	"https://oauth2.googleapis.com/token"
+#define FCM_TOKEN_MAX	4096	/* bytes of an access token we put in a header */
+#define FCM_TTL_DEFAULT	3600	/* s: an answer without a usable expires_in */
+#define FCM_TTL_MIN	120	/* s: kept a minute less than it lives */
+#define FCM_TTL_MAX	43200	/* s: Google's longest, 12 hours */
 #define OPENING_WAIT_MS	100	/* see pushd_send */
+
+/* Where an app's credentials for a provider stand. */
+enum creds_state {
+	CREDS_OK,	/* opened: c */
+	CREDS_NONE,	/* none stored */
+	CREDS_NOKEY,	/* no push_secret_key to open them with */
+	CREDS_SEALED,	/* they do not open: another app's, provider's or key's */
+	CREDS_DB,	/* the database could not be asked: try again */
+};
 
 /* One app's opened credentials for one provider, with the auth made from them. */
 struct creds {
 	char		 app_id[65];
 	char		 provider[8];
-	json_object	*c;		/* NULL: none stored (or unusable) */
+	enum creds_state state;
+	json_object	*c;		/* CREDS_OK: the credentials object */
 	char		*auth;		/* APNs: JWT; FCM: OAuth2 access token */
 	int64_t		 auth_until;
+	int64_t		 auth_failed_at;	/* the last failed FCM exchange */
+	char		 auth_error[200];	/* ... and why (as push_work.error) */
 	int64_t		 loaded_at;
 	struct creds	*next;
 };
@@ -62,6 +81,9 @@ struct call {
 	long			 status;
 	CURLcode		 result;
 	int			 done;		/* answered, or failed by libcurl */
+	const char		*bad_header;	/* a header refused (see header()) */
+	int			 web_allowed;	/* on webpush_allow: not checked */
+	int			 addr_refused;	/* open_public() refused an address */
 };
 
 static size_t
@@ -73,6 +95,13 @@ collect(char *data, size_t size, size_t n, void *arg)
 
 	if (c->resplen + len > 16384)	/* an error reason, never more */
 		return len;
+	/*
+	 * A Web Push endpoint is any server the app's owner names: what it
+	 * answers is not kept (it would show in the publish status), only
+	 * known providers' (APNs, FCM at the operator's URLs) are.
+	 */
+	if (c->w != NULL && strcmp(c->w->platform, "web") == 0)
+		return len;
 	if ((p = realloc(c->resp, c->resplen + len + 1)) == NULL)
 		return 0;
 	memcpy(p + c->resplen, data, len);
@@ -82,13 +111,11 @@ collect(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* A string member of the credentials, or NULL (absent, another type). */
 static const char *
 cred_str(const struct creds *cr, const char *key)
 {
-	json_object *v;
-
-	return cr->c != NULL && json_object_object_get_ex(cr->c, key, &v) ?
-	    json_object_get_string(v) : NULL;
+	return json_str(cr->c, key);
 }
 
 /* The credentials of an app for a provider, opened and cached for a minute. */
@@ -97,7 +124,8 @@ creds_get(struct pushd *pd, const char *app_id, const char *provider, int64_t no
 {
 	struct creds *cr;
 	char *sealed = NULL, *plain = NULL;
-	size_t len;
+	size_t len = 0;
+	int rc;
 
 	for (cr = pd->creds; cr != NULL; cr = cr->next)
 		if (strcmp(cr->app_id, app_id) == 0 && strcmp(cr->provider, provider) == 0)
@@ -117,9 +145,18 @@ creds_get(struct pushd *pd, const char *app_id, const char *provider, int64_t no
 	free(cr->auth);
 	cr->auth = NULL;
 	cr->loaded_at = now;
-	if (pd->have_key && db_push_cred_sealed(pd->db, app_id, provider, &sealed) == 0 &&
-	    secret_open(pd->key, sealed, &plain, &len) == 0)
-		cr->c = json_tokener_parse(plain);
+	if (!pd->have_key)
+		cr->state = CREDS_NOKEY;
+	else if ((rc = db_push_cred_sealed(pd->db, app_id, provider, &sealed)) == DB_NOTFOUND)
+		cr->state = CREDS_NONE;
+	else if (rc != 0) {
+		cr->state = CREDS_DB;
+		cr->loaded_at = now - CREDS_TTL_MS;	/* asked again next time */
+	} else if (secret_open(pd->key, app_id, provider, sealed, &plain, &len) != 0 ||
+	    (cr->c = json_parse_object(plain)) == NULL)
+		cr->state = CREDS_SEALED;
+	else
+		cr->state = CREDS_OK;
 	if (plain != NULL)
 		OPENSSL_cleanse(plain, len);
 	free(plain);
@@ -127,34 +164,72 @@ creds_get(struct pushd *pd, const char *app_id, const char *provider, int64_t no
 	return cr;
 }
 
-/* The APNs provider token: an ES256 JWT, remade every 40 minutes. */
+/*
+ * The APNs provider token: an ES256 JWT {iss: team id, iat}, remade every
+ * 40 minutes.  NULL when the key cannot sign.
+ */
 static const char *
 apns_auth(struct creds *cr, int64_t now)
 {
-	char claims[256];
+	json_object *claims;
 
 	if (cr->auth != NULL && now < cr->auth_until)
 		return cr->auth;
 	free(cr->auth);
-	snprintf(claims, sizeof(claims), "{\"iss\":\"%s\",\"iat\":%lld}",
-	    cred_str(cr, "team_id"), (long long)(now / 1000));
-	cr->auth = jwt_es256(cred_str(cr, "private_key"), cred_str(cr, "key_id"), claims);
+	claims = json_object_new_object();
+	json_object_object_add(claims, "iss", json_object_new_string(cred_str(cr, "team_id")));
+	json_object_object_add(claims, "iat", json_object_new_int64(now / 1000));
+	cr->auth = jwt_es256(cred_str(cr, "private_key"), cred_str(cr, "key_id"),
+	    json_object_to_json_string_ext(claims, JSON_C_TO_STRING_PLAIN));
+	json_object_put(claims);
 	cr->auth_until = now + APNS_JWT_TTL_MS;
 	return cr->auth;
 }
 
 /*
- * The FCM access token: the service account's RS256 JWT exchanged at its
- * token endpoint (OAuth2 JWT bearer grant), kept until a minute before
- * it expires.  NULL when the exchange fails.
+ * Take the token endpoint's answer (RFC 6749 section 5.1), which is
+ * untrusted text: an access_token that is not an RFC 6750 bearer token
+ * of at most FCM_TOKEN_MAX bytes is refused (it goes into a header), and
+ * an expires_in that is not a number in FCM_TTL_MIN..FCM_TTL_MAX is
+ * brought into that range (FCM_TTL_DEFAULT when there is none).  Sets
+ * cr->auth, or err.
+ */
+static void
+fcm_token_answer(struct creds *cr, const char *body, int64_t now, char *err, size_t errlen)
+{
+	json_object *answer = json_parse_object(body);
+	const char *token = json_str(answer, "access_token");
+	int64_t ttl;
+
+	if (answer == NULL)
+		snprintf(err, errlen, "fcm token endpoint: the answer is not a JSON object");
+	else if (token == NULL || !push_b64token_valid(token, FCM_TOKEN_MAX))
+		snprintf(err, errlen, "fcm token endpoint: the answer's access_token is not a "
+		    "bearer token of 1 to %d characters (RFC 6750)", FCM_TOKEN_MAX);
+	else if ((cr->auth = strdup(token)) == NULL)
+		snprintf(err, errlen, "out of memory");
+	else {
+		if (json_int(answer, "expires_in", &ttl) != 0)
+			ttl = FCM_TTL_DEFAULT;
+		ttl = ttl < FCM_TTL_MIN ? FCM_TTL_MIN : ttl > FCM_TTL_MAX ? FCM_TTL_MAX : ttl;
+		cr->auth_until = now + (ttl - 60) * 1000;
+	}
+	json_object_put(answer);
+}
+
+/*
+ * The FCM access token: the service account's RS256 JWT exchanged at the
+ * operator's token endpoint (fcm_token_url; OAuth2 JWT bearer grant),
+ * kept until a minute before it expires.  NULL when the exchange fails.
+ * The service account's own token_uri is never used: it is tenant data,
+ * and would send a signed request wherever the tenant points it.
  */
 static const char *
 fcm_auth(struct pushd *pd, struct creds *cr, int64_t now, char *err, size_t errlen)
 {
-	const char *uri = *pd->cfg->fcm_token_url ? pd->cfg->fcm_token_url :
-	    cred_str(cr, "token_uri") ? cred_str(cr, "token_uri") : FCM_TOKEN_URI;
+	const char *uri = pd->cfg->fcm_token_url;
 	struct call c = { 0 };
-	json_object *claims, *answer = NULL, *v;
+	json_object *claims;
 	char *jwt, *form = NULL, *enc;
 	long long s = now / 1000;
 
@@ -162,6 +237,14 @@ fcm_auth(struct pushd *pd, struct creds *cr, int64_t now, char *err, size_t errl
 		return cr->auth;
 	free(cr->auth);
 	cr->auth = NULL;
+	if (cr->auth_failed_at == now) {	/* the rest of a batch: not one exchange each */
+		snprintf(err, errlen, "%s", cr->auth_error);
+		return NULL;
+	}
+	if (cred_str(cr, "client_email") == NULL || cred_str(cr, "private_key") == NULL) {
+		snprintf(err, errlen, "fcm credentials: client_email and private_key are needed");
+		return NULL;
+	}
 	claims = json_object_new_object();
 	json_object_object_add(claims, "iss", json_object_new_string(cred_str(cr, "client_email")));
 	json_object_object_add(claims, "scope", json_object_new_string(FCM_SCOPE));
@@ -192,30 +275,52 @@ fcm_auth(struct pushd *pd, struct creds *cr, int64_t now, char *err, size_t errl
 		curl_easy_setopt(c.easy, CURLOPT_CAINFO, pd->cfg->push_ca_file);
 	c.result = curl_easy_perform(c.easy);
 	curl_easy_getinfo(c.easy, CURLINFO_RESPONSE_CODE, &c.status);
-	if (c.result == CURLE_OK && c.status == 200 && c.resp != NULL &&
-	    (answer = json_tokener_parse(c.resp)) != NULL &&
-	    json_object_object_get_ex(answer, "access_token", &v)) {
-		cr->auth = strdup(json_object_get_string(v));
-		cr->auth_until = now + 1000 * (json_object_object_get_ex(answer, "expires_in", &v) ?
-		    json_object_get_int64(v) : 3600) - 60000;
-	} else
-		snprintf(err, errlen, "fcm token endpoint: %s", c.result != CURLE_OK ?
-		    curl_easy_strerror(c.result) : "refused the service account");
-	json_object_put(answer);
+	if (c.result != CURLE_OK)
+		snprintf(err, errlen, "fcm token endpoint: %s", curl_easy_strerror(c.result));
+	else if (c.status != 200)
+		snprintf(err, errlen, "fcm token endpoint: %ld, the service account was refused",
+		    c.status);
+	else
+		fcm_token_answer(cr, c.resp, now, err, errlen);
+	if (cr->auth == NULL) {
+		cr->auth_failed_at = now;
+		snprintf(cr->auth_error, sizeof(cr->auth_error), "%s", err);
+	}
 	curl_easy_cleanup(c.easy);
 	free(form);
 	free(c.resp);
 	return cr->auth;
 }
 
-static void
+/*
+ * Add a header line.  Values come from tenants (a topic, a token): a CR
+ * or LF would end the line and start another of the tenant's choosing,
+ * so such a header is not added and build() refuses the request.  (A NUL
+ * cannot get here: json_str() refuses strings that hold one.)
+ * Returns 0 or -1.
+ */
+static int
 header(struct call *c, const char *name, const char *value)
 {
+	struct curl_slist *l;
 	char *h = NULL;
 
-	if (asprintf(&h, "%s: %s", name, value) >= 0)
-		c->headers = curl_slist_append(c->headers, h);
+	if (value == NULL || strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL) {
+		if (c->bad_header == NULL)
+			c->bad_header = name;
+		return -1;
+	}
+	if (asprintf(&h, "%s: %s", name, value) < 0)
+		h = NULL;
+	if (h == NULL || (l = curl_slist_append(c->headers, h)) == NULL) {
+		if (c->bad_header == NULL)
+			c->bad_header = name;
+		free(h);
+		return -1;
+	}
+	c->headers = l;
 	free(h);
+	return 0;
 }
 
 /* An Authorization header with a token of a scheme ("bearer ..."). */
@@ -224,8 +329,9 @@ authorization(struct call *c, const char *scheme, const char *token)
 {
 	char *v = NULL;
 
-	if (asprintf(&v, "%s %s", scheme, token) >= 0)
-		header(c, "authorization", v);
+	if (asprintf(&v, "%s %s", scheme, token) < 0)
+		v = NULL;
+	header(c, "authorization", v);
 	free(v);
 }
 
@@ -244,115 +350,283 @@ string_map(json_object *data)
 	return out;
 }
 
-/* Build the provider request of a delivery.  Returns 0, or -1 with w->error set. */
+/* A member that is a string, as its json-c value (borrowed), or NULL. */
+static json_object *
+str_value(json_object *o, const char *key)
+{
+	return json_str(o, key) != NULL ? json_object_object_get(o, key) : NULL;
+}
+
+/* s percent-encoded but for RFC 3986's unreserved characters; malloc'd or NULL. */
+static char *
+pct_encode(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s);
+	char *out, *p;
+
+	if (n > (SIZE_MAX - 1) / 3 || (out = malloc(3 * n + 1)) == NULL)
+		return NULL;
+	for (p = out; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~')
+			*p++ = (char)ch;
+		else {
+			*p++ = '%';
+			*p++ = hex[ch >> 4];
+			*p++ = hex[ch & 15];
+		}
+	}
+	*p = '\0';
+	return out;
+}
+
+/* The body of a request as JSON text (c->body); -1 when out of memory. */
 static int
-build(struct pushd *pd, struct call *c, json_object *payload, int64_t now)
+json_body(struct call *c, json_object *o)
+{
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+
+	if (text == NULL || (c->body = strdup(text)) == NULL)
+		return -1;
+	c->bodylen = strlen(c->body);
+	header(c, "Content-Type", "application/json");
+	return 0;
+}
+
+/*
+ * What is wrong with stored APNs credentials, or NULL.  They were
+ * checked when they were stored, but rows older than those checks, or
+ * written by hand, must not put a line break into a header either.
+ */
+static const char *
+apns_creds_problem(const struct creds *cr)
+{
+	if (!push_apns_id_valid(cred_str(cr, "team_id")))
+		return "team_id is not a 10-character Apple team id";
+	if (!push_apns_id_valid(cred_str(cr, "key_id")))
+		return "key_id is not a 10-character Apple key id";
+	if (!push_topic_valid(cred_str(cr, "topic")))
+		return "topic is not a bundle id";
+	return NULL;
+}
+
+/*
+ * The APNs request of a delivery: *url (malloc'd) and c's headers and
+ * body.  The device token is percent-encoded into the path.  Returns 0,
+ * -1 (failed, w->error says why) or -2 (try again later).
+ */
+static int
+build_apns(struct pushd *pd, struct call *c, json_object *payload, int64_t now, char **url)
 {
 	struct push_work *w = c->w;
-	json_object *title = json_object_object_get(payload, "title");
-	json_object *body = json_object_object_get(payload, "body");
-	json_object *data = json_object_object_get(payload, "data"), *o, *n;
-	char url[4096], tmp[64];
-	const char *auth;
+	json_object *title = str_value(payload, "title"), *body = str_value(payload, "body");
+	json_object *data = json_obj(payload, "data"), *o, *n, *alert;
+	const char *auth, *why;
+	char tmp[64], *tok;
+	int rc;
 
-	if ((c->cr = creds_get(pd, w->app_id, w->platform, now)) == NULL || c->cr->c == NULL)
-		return snprintf(w->error, sizeof(w->error), "no %s credentials", w->platform), -1;
-	o = json_object_new_object();
-	if (strcmp(w->platform, "apns") == 0) {
-		if ((auth = apns_auth(c->cr, now)) == NULL)
-			goto badcreds;
-		n = json_object_new_object();
-		if (title != NULL || body != NULL) {
-			json_object *alert = json_object_new_object();
-			if (title != NULL)
-				json_object_object_add(alert, "title", json_object_get(title));
-			if (body != NULL)
-				json_object_object_add(alert, "body", json_object_get(body));
-			json_object_object_add(n, "alert", alert);
-		} else
-			json_object_object_add(n, "content-available", json_object_new_int(1));
-		json_object_object_add(o, "aps", n);
-		if (data != NULL) {
-			json_object_object_foreach(data, k, v)
-				if (strcmp(k, "aps") != 0)
-					json_object_object_add(o, k, json_object_get(v));
-		}
-		snprintf(url, sizeof(url), "%s/3/device/%s", pd->cfg->apns_url, w->token);
-		authorization(c, "bearer", auth);
-		header(c, "apns-topic", cred_str(c->cr, "topic"));
-		header(c, "apns-push-type", title || body ? "alert" : "background");
-		header(c, "apns-priority", title || body ? "10" : "5");
-		snprintf(tmp, sizeof(tmp), "%lld", (long long)(w->expires_at_ms / 1000));
-		header(c, "apns-expiration", tmp);
-	} else if (strcmp(w->platform, "fcm") == 0) {
-		if ((auth = fcm_auth(pd, c->cr, now, w->error, sizeof(w->error))) == NULL) {
-			json_object_put(o);
-			return -2;	/* the token endpoint: try again later */
-		}
-		json_object *m = json_object_new_object();
-		json_object_object_add(m, "token", json_object_new_string(w->token));
-		if (title != NULL || body != NULL) {
-			n = json_object_new_object();
-			if (title != NULL)
-				json_object_object_add(n, "title", json_object_get(title));
-			if (body != NULL)
-				json_object_object_add(n, "body", json_object_get(body));
-			json_object_object_add(m, "notification", n);
-		}
-		if (data != NULL)
-			json_object_object_add(m, "data", string_map(data));
-		json_object_object_add(o, "message", m);
-		snprintf(url, sizeof(url), "%s/v1/projects/%s/messages:send", pd->cfg->fcm_url,
-		    cred_str(c->cr, "project_id"));
-		authorization(c, "Bearer", auth);
-	} else {
-		json_object *sub = json_tokener_parse(w->token), *keys = NULL;
-		const char *ep = sub ? json_object_get_string(json_object_object_get(sub,
-		    "endpoint")) : NULL;
-		char *vapid;
-		unsigned char *enc = NULL;
-		size_t enclen = 0;
-		const char *text = json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN);
-
-		if (sub != NULL)
-			json_object_object_get_ex(sub, "keys", &keys);
-		vapid = ep ? vapid_authorization(ep, cred_str(c->cr, "subject"),
-		    cred_str(c->cr, "private_key"), cred_str(c->cr, "public_key"),
-		    now / 1000 + 12 * 3600) : NULL;
-		if (ep == NULL || vapid == NULL || keys == NULL || webpush_encrypt(
-		    json_object_get_string(json_object_object_get(keys, "p256dh")),
-		    json_object_get_string(json_object_object_get(keys, "auth")),
-		    (const unsigned char *)text, strlen(text), &enc, &enclen) != 0) {
-			snprintf(w->error, sizeof(w->error), "web push: %s", vapid == NULL ?
-			    "the VAPID keys cannot sign" : "the subscription's keys are unusable");
-			free(vapid);
-			json_object_put(sub);
-			json_object_put(o);
-			return -1;
-		}
-		snprintf(url, sizeof(url), "%s", ep);
-		header(c, "authorization", vapid);
-		header(c, "Content-Encoding", "aes128gcm");
-		header(c, "Content-Type", "application/octet-stream");
-		snprintf(tmp, sizeof(tmp), "%lld", w->expires_at_ms > now ?
-		    (long long)((w->expires_at_ms - now) / 1000) : 86400LL);
-		header(c, "TTL", tmp);
-		header(c, "Urgency", "normal");
-		free(vapid);
-		json_object_put(sub);
-		json_object_put(o);
-		c->body = (char *)enc;
-		c->bodylen = enclen;
-		o = NULL;
-	}
-	if (o != NULL) {
-		c->body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-		c->bodylen = strlen(c->body);
-		header(c, "Content-Type", "application/json");
-		json_object_put(o);
-	}
-	if ((c->easy = curl_easy_init()) == NULL)
+	if ((why = apns_creds_problem(c->cr)) != NULL)
+		return snprintf(w->error, sizeof(w->error), "apns credentials: %s", why), -1;
+	if ((auth = apns_auth(c->cr, now)) == NULL)
+		return snprintf(w->error, sizeof(w->error), "apns credentials cannot sign"), -1;
+	if ((tok = pct_encode(w->token)) == NULL ||
+	    asprintf(url, "%s/3/device/%s", pd->cfg->apns_url, tok) < 0) {
+		*url = NULL;
+		free(tok);
 		return snprintf(w->error, sizeof(w->error), "out of memory"), -2;
+	}
+	free(tok);
+	o = json_object_new_object();
+	n = json_object_new_object();
+	if (title != NULL || body != NULL) {
+		alert = json_object_new_object();
+		if (title != NULL)
+			json_object_object_add(alert, "title", json_object_get(title));
+		if (body != NULL)
+			json_object_object_add(alert, "body", json_object_get(body));
+		json_object_object_add(n, "alert", alert);
+	} else
+		json_object_object_add(n, "content-available", json_object_new_int(1));
+	json_object_object_add(o, "aps", n);
+	if (data != NULL) {
+		json_object_object_foreach(data, k, v)
+			if (strcmp(k, "aps") != 0)
+				json_object_object_add(o, k, json_object_get(v));
+	}
+	rc = json_body(c, o);
+	json_object_put(o);
+	if (rc != 0)
+		return snprintf(w->error, sizeof(w->error), "out of memory"), -2;
+	authorization(c, "bearer", auth);
+	header(c, "apns-topic", cred_str(c->cr, "topic"));
+	header(c, "apns-push-type", title || body ? "alert" : "background");
+	header(c, "apns-priority", title || body ? "10" : "5");
+	snprintf(tmp, sizeof(tmp), "%lld", (long long)(w->expires_at_ms / 1000));
+	header(c, "apns-expiration", tmp);
+	return 0;
+}
+
+/*
+ * The FCM HTTP v1 request of a delivery, like build_apns().  The project
+ * id is a path segment: anything but a Google project id is refused.
+ */
+static int
+build_fcm(struct pushd *pd, struct call *c, json_object *payload, int64_t now, char **url)
+{
+	struct push_work *w = c->w;
+	json_object *title = str_value(payload, "title"), *body = str_value(payload, "body");
+	json_object *data = json_obj(payload, "data"), *o, *m, *n;
+	const char *auth, *project = cred_str(c->cr, "project_id");
+	int rc;
+
+	if (!push_fcm_project_valid(project))
+		return snprintf(w->error, sizeof(w->error),
+		    "fcm credentials: project_id is not a Google Cloud project id"), -1;
+	if (!push_email_valid(cred_str(c->cr, "client_email")) ||
+	    cred_str(c->cr, "private_key") == NULL)
+		return snprintf(w->error, sizeof(w->error),
+		    "fcm credentials: client_email and private_key are needed"), -1;
+	if ((auth = fcm_auth(pd, c->cr, now, w->error, sizeof(w->error))) == NULL)
+		return -2;	/* the token endpoint: try again later */
+	if (asprintf(url, "%s/v1/projects/%s/messages:send", pd->cfg->fcm_url, project) < 0) {
+		*url = NULL;
+		return snprintf(w->error, sizeof(w->error), "out of memory"), -2;
+	}
+	o = json_object_new_object();
+	m = json_object_new_object();
+	json_object_object_add(m, "token", json_object_new_string(w->token));
+	if (title != NULL || body != NULL) {
+		n = json_object_new_object();
+		if (title != NULL)
+			json_object_object_add(n, "title", json_object_get(title));
+		if (body != NULL)
+			json_object_object_add(n, "body", json_object_get(body));
+		json_object_object_add(m, "notification", n);
+	}
+	if (data != NULL)
+		json_object_object_add(m, "data", string_map(data));
+	json_object_object_add(o, "message", m);
+	rc = json_body(c, o);
+	json_object_put(o);
+	if (rc != 0)
+		return snprintf(w->error, sizeof(w->error), "out of memory"), -2;
+	authorization(c, "Bearer", auth);
+	return 0;
+}
+
+/*
+ * The Web Push request of a delivery (RFC 8030, 8291, 8292), like
+ * build_apns(): the payload encrypted for the subscription, VAPID.
+ */
+static int
+build_web(struct pushd *pd, struct call *c, json_object *payload, int64_t now, char **url)
+{
+	struct push_work *w = c->w;
+	json_object *sub = json_parse_object(w->token), *keys = json_obj(sub, "keys");
+	const char *ep = json_str(sub, "endpoint"), *why = NULL;
+	const char *text = json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN);
+	unsigned char *enc = NULL;
+	size_t enclen = 0;
+	char *vapid = NULL, tmp[64];
+	int rc = -1;
+
+	if (ep == NULL || keys == NULL)
+		why = "the subscription is unusable";
+	else if ((why = push_endpoint_check(ep, pd->cfg->webpush_allow, &c->web_allowed)) != NULL)
+		;	/* stored before the endpoint rules, or by hand */
+	else if ((vapid = vapid_authorization(ep, cred_str(c->cr, "subject"),
+	    cred_str(c->cr, "private_key"), cred_str(c->cr, "public_key"),
+	    now / 1000 + 12 * 3600)) == NULL)
+		why = "the VAPID keys cannot sign";
+	else if (webpush_encrypt(json_str(keys, "p256dh"), json_str(keys, "auth"),
+	    (const unsigned char *)text, strlen(text), &enc, &enclen) != 0)
+		why = "the subscription's keys are unusable";
+	else if ((*url = strdup(ep)) == NULL) {
+		snprintf(w->error, sizeof(w->error), "out of memory");
+		rc = -2;
+		goto out;
+	}
+	if (why != NULL) {
+		snprintf(w->error, sizeof(w->error), "web push: %s", why);
+		goto out;
+	}
+	header(c, "authorization", vapid);
+	header(c, "Content-Encoding", "aes128gcm");
+	header(c, "Content-Type", "application/octet-stream");
+	snprintf(tmp, sizeof(tmp), "%lld", w->expires_at_ms > now ?
+	    (long long)((w->expires_at_ms - now) / 1000) : 86400LL);
+	header(c, "TTL", tmp);
+	header(c, "Urgency", "normal");
+	c->body = (char *)enc;
+	c->bodylen = enclen;
+	enc = NULL;
+	rc = 0;
+out:
+	free(enc);
+	free(vapid);
+	json_object_put(sub);
+	return rc;
+}
+
+/*
+ * libcurl's socket opener for Web Push endpoints: the address a name
+ * resolved to is judged where it is used, so a name that resolves to
+ * loopback or a private network (now, or by the time of the request) is
+ * caught.  A refused address fails the connection and marks the call.
+ */
+static curl_socket_t
+open_public(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct call *c = arg;
+	int type = a->socktype;
+
+	if (purpose != CURLSOCKTYPE_IPCXN || push_addr_private(&a->addr, a->addrlen)) {
+		c->addr_refused = 1;
+		return CURL_SOCKET_BAD;
+	}
+#ifdef SOCK_CLOEXEC
+	type |= SOCK_CLOEXEC;
+#endif
+	return socket(a->family, type, a->protocol);
+}
+
+/*
+ * The rules of a request to a Web Push endpoint, which the app's owner
+ * names (see push_endpoint_check()): https only, no redirect, no proxy
+ * from the environment (the address checked must be the endpoint's), and
+ * unless the operator's webpush_allow names it, every address it
+ * connects to checked by open_public().
+ */
+static void
+easy_web(struct call *c)
+{
+	curl_easy_setopt(c->easy, CURLOPT_PROXY, "");
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, c->web_allowed ? "http,https" : "https");
+#else
+	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS, c->web_allowed ?
+	    (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS) : (long)CURLPROTO_HTTPS);
+#endif
+	if (c->web_allowed)
+		return;
+	curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETFUNCTION, open_public);
+	curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETDATA, c);
+	/*
+	 * libcurl reuses a connection only for the same TLS settings: asking
+	 * for TLS 1.2 at least keeps these requests off the connections opened
+	 * for APNs and FCM, which are not checked (an operator's provider URL
+	 * may name a host on a private network, and an endpoint on that host
+	 * must not ride its connection).
+	 */
+	curl_easy_setopt(c->easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+}
+
+/* The libcurl handle of a built request (c->easy, to url). */
+static void
+easy_setup(struct pushd *pd, struct call *c, const char *url)
+{
 	curl_easy_setopt(c->easy, CURLOPT_URL, url);
 	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
 	curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
@@ -367,6 +641,7 @@ build(struct pushd *pd, struct call *c, json_object *payload, int64_t now)
 	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
 	curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
 	curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->easy, CURLOPT_FOLLOWLOCATION, 0L);
 	/* over TLS, wait to learn by ALPN whether a connection can carry many at once */
 	if (strncmp(url, "https://", 8) == 0)
 		curl_easy_setopt(c->easy, CURLOPT_PIPEWAIT, 1L);
@@ -376,13 +651,75 @@ build(struct pushd *pd, struct call *c, json_object *payload, int64_t now)
 	if (*pd->cfg->push_ca_file)
 		curl_easy_setopt(c->easy, CURLOPT_CAINFO, pd->cfg->push_ca_file);
 	/* APNs speaks only HTTP/2: over TLS by ALPN, in the clear (a test) by prior knowledge */
-	if (strcmp(w->platform, "apns") == 0)
+	if (strcmp(c->w->platform, "apns") == 0)
 		curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, strncmp(url, "http://", 7) == 0 ?
 		    (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2TLS);
-	return 0;
-badcreds:
-	json_object_put(o);
-	return snprintf(w->error, sizeof(w->error), "%s credentials cannot sign", w->platform), -1;
+	if (strcmp(c->w->platform, "web") == 0)
+		easy_web(c);
+}
+
+/*
+ * The credentials of a delivery (c->cr).  Returns 0, -1 (none that can
+ * be used: the delivery fails) or -2 (the database: try again), with
+ * w->error saying why.
+ */
+static int
+creds_usable(struct pushd *pd, struct call *c, int64_t now)
+{
+	struct push_work *w = c->w;
+
+	if ((c->cr = creds_get(pd, w->app_id, w->platform, now)) == NULL)
+		return snprintf(w->error, sizeof(w->error), "out of memory"), -2;
+	switch (c->cr->state) {
+	case CREDS_OK:
+		return 0;
+	case CREDS_NONE:
+		return snprintf(w->error, sizeof(w->error), "no %s credentials", w->platform), -1;
+	case CREDS_NOKEY:
+		return snprintf(w->error, sizeof(w->error), "no push_secret_key to open the %s "
+		    "credentials with", w->platform), -1;
+	case CREDS_SEALED:
+		return snprintf(w->error, sizeof(w->error), "the stored %s credentials do not "
+		    "open: sealed for another app or provider, or under another push_secret_key",
+		    w->platform), -1;
+	default:
+		return snprintf(w->error, sizeof(w->error), "the database is unavailable: the %s "
+		    "credentials could not be read", w->platform), -2;
+	}
+}
+
+/*
+ * Build the provider request of a delivery.  Returns 0, -1 (failed,
+ * w->error says why) or -2 (not sent now, w->error says why: try again).
+ */
+static int
+build(struct pushd *pd, struct call *c, json_object *payload, int64_t now)
+{
+	struct push_work *w = c->w;
+	char *url = NULL;
+	int rc;
+
+	if ((rc = creds_usable(pd, c, now)) != 0)
+		return rc;
+	if (strcmp(w->platform, "apns") == 0)
+		rc = build_apns(pd, c, payload, now, &url);
+	else if (strcmp(w->platform, "fcm") == 0)
+		rc = build_fcm(pd, c, payload, now, &url);
+	else
+		rc = build_web(pd, c, payload, now, &url);
+	if (rc == 0 && c->bad_header != NULL) {
+		snprintf(w->error, sizeof(w->error), "%s: the %s header would hold a line "
+		    "break, or no memory was left for it: not sent", w->platform, c->bad_header);
+		rc = -1;
+	}
+	if (rc == 0 && (c->easy = curl_easy_init()) == NULL) {
+		snprintf(w->error, sizeof(w->error), "out of memory");
+		rc = -2;
+	}
+	if (rc == 0)
+		easy_setup(pd, c, url);
+	free(url);
+	return rc;
 }
 
 /* Whether the answer's body names reason (an APNs reason, an FCM error code). */
@@ -390,6 +727,45 @@ static int
 says(const struct call *c, const char *reason)
 {
 	return c->resp != NULL && strstr(c->resp, reason) != NULL;
+}
+
+/*
+ * A provider's answer as an error reason: up to size - 1 bytes of its
+ * first line, anything but printable ASCII made '?' (it is stored, and
+ * shown in the publish status).
+ */
+static void
+printable(char *out, size_t size, const char *text)
+{
+	size_t i;
+
+	for (i = 0; text != NULL && i + 1 < size && text[i] != '\0' && text[i] != '\r' &&
+	    text[i] != '\n'; i++)
+		out[i] = (unsigned char)text[i] >= 0x20 && (unsigned char)text[i] < 0x7f ?
+		    text[i] : '?';
+	out[i] = '\0';
+}
+
+/*
+ * A delivery to try again (w->error says why): after a backoff, or
+ * failed when its attempts are used up.
+ */
+static void
+retry_later(struct pushd *pd, struct push_work *w, int64_t now)
+{
+	int64_t delay;
+	unsigned char r;
+
+	w->outcome = PUSH_RETRY;
+	if (w->attempts + 1 >= pd->cfg->push_max_attempts) {
+		w->outcome = PUSH_FAILED;
+		return;
+	}
+	/* exponential backoff with jitter: base * 2^attempts * [0.5, 1.5) */
+	random_bytes(&r, 1);
+	delay = (int64_t)pd->cfg->push_retry_base_ms << (w->attempts < 20 ? w->attempts : 20);
+	delay = delay / 2 + delay * r / 256;
+	w->next_at_ms = now + (delay < 3600000 ? delay : 3600000);
 }
 
 /* Decide what an answer means for the delivery and the device. */
@@ -400,11 +776,14 @@ classify(struct pushd *pd, struct call *c, int64_t now)
 	const char *p = w->platform;
 	long s = c->status;
 	char reason[120];
-	int64_t delay;
-	unsigned char r;
 
-	snprintf(reason, sizeof(reason), "%s", c->resp ? c->resp : "");
-	reason[strcspn(reason, "\r\n")] = '\0';
+	printable(reason, sizeof(reason), c->resp);
+	if (c->addr_refused) {
+		/* no request went out: another try would resolve to the same */
+		snprintf(w->error, sizeof(w->error), "web push endpoint resolves to a private address");
+		w->outcome = PUSH_FAILED;
+		return;
+	}
 	if (c->result != CURLE_OK) {
 		snprintf(w->error, sizeof(w->error), "%s: %s", p, curl_easy_strerror(c->result));
 		w->outcome = PUSH_RETRY;
@@ -412,7 +791,10 @@ classify(struct pushd *pd, struct call *c, int64_t now)
 		w->outcome = PUSH_SENT;
 		return;
 	} else {
-		snprintf(w->error, sizeof(w->error), "%s %ld %s", p, s, reason);
+		if (strcmp(p, "web") == 0)	/* no body was kept: see collect() */
+			snprintf(w->error, sizeof(w->error), "%s %ld", p, s);
+		else
+			snprintf(w->error, sizeof(w->error), "%s %ld %s", p, s, reason);
 		if ((strcmp(p, "apns") == 0 && (s == 410 || says(c, "BadDeviceToken") ||
 		    says(c, "Unregistered"))) || (strcmp(p, "fcm") == 0 && (s == 404 ||
 		    says(c, "UNREGISTERED"))) || (strcmp(p, "web") == 0 && (s == 404 || s == 410)))
@@ -427,17 +809,8 @@ classify(struct pushd *pd, struct call *c, int64_t now)
 		} else
 			w->outcome = PUSH_FAILED;
 	}
-	if (w->outcome != PUSH_RETRY)
-		return;
-	if (w->attempts + 1 >= pd->cfg->push_max_attempts) {
-		w->outcome = PUSH_FAILED;
-		return;
-	}
-	/* exponential backoff with jitter: base * 2^attempts * [0.5, 1.5) */
-	random_bytes(&r, 1);
-	delay = (int64_t)pd->cfg->push_retry_base_ms << (w->attempts < 20 ? w->attempts : 20);
-	delay = delay / 2 + delay * r / 256;
-	w->next_at_ms = now + (delay < 3600000 ? delay : 3600000);
+	if (w->outcome == PUSH_RETRY)
+		retry_later(pd, w, now);
 }
 
 /*
@@ -508,13 +881,14 @@ pushd_send(struct pushd *pd, struct push_batch *b)
 			snprintf(w->error, sizeof(w->error), "the device is not active");
 			continue;
 		}
-		payload = json_tokener_parse(w->payload);
+		if ((payload = json_parse_object(w->payload)) == NULL) {
+			snprintf(w->error, sizeof(w->error), "the stored payload is not a JSON object");
+			continue;
+		}
 		rc = build(pd, &calls[i], payload, now);
 		json_object_put(payload);
-		if (rc == -2) {
-			calls[i].result = CURLE_COULDNT_CONNECT;
-			classify(pd, &calls[i], now);
-		}
+		if (rc == -2)	/* not sent (the token endpoint): w->error says why */
+			retry_later(pd, w, now);
 		if (rc == 0 && first == NULL && strcmp(w->platform, "apns") == 0)
 			first = &calls[i];
 	}

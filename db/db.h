@@ -290,6 +290,9 @@ int	db_push_cred_put(struct db *, const char *app_id, const char *provider,
 int	db_push_cred_list(struct db *, const char *app_id, json_object *out);
 int	db_push_cred_sealed(struct db *, const char *app_id, const char *provider,
 	    char **sealed);
+int	db_push_cred_v1(struct db *, db_row_fn, void *arg);
+int	db_push_cred_reseal(struct db *, const char *app_id, const char *provider,
+	    const char *old, const char *sealed, long long *n);
 int	db_push_delete(struct db *, const char *app_id, int what, const char *name,
 	    long long *n);
 int	db_push_template_put(struct db *, const char *app_id, const char *id,

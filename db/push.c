@@ -350,7 +350,7 @@ row_cred(const struct db_row *row, void *arg)
 	    { "updated_at_ms", 'i' } };
 	json_object *o = db_row_json(row, cols, 3), *summary;
 
-	if ((summary = json_tokener_parse(row->col[1])) != NULL) {
+	if ((summary = json_parse_object(row->col[1])) != NULL) {
 		json_object_object_foreach(summary, k, val)
 			json_object_object_add(o, k, json_object_get(val));
 		json_object_put(summary);
@@ -390,6 +390,39 @@ db_push_cred_sealed(struct db *d, const char *app_id, const char *provider, char
 	if ((rc = db_query(d, sql, v, 2, row_string, sealed)) != 0)
 		return rc;
 	return *sealed != NULL ? 0 : DB_NOTFOUND;
+}
+
+/*
+ * The credentials still sealed in the old "v1." format (bound to no app
+ * or provider), to be sealed again: fn gets rows (app_id, provider,
+ * sealed).
+ */
+int
+db_push_cred_v1(struct db *d, db_row_fn fn, void *arg)
+{
+	static const char sql[] = "SELECT app_id, provider, sealed FROM push_credentials"
+	    " WHERE sealed LIKE 'v1.%' ORDER BY app_id, provider";
+
+	return db_query(d, sql, NULL, 0, fn, arg);
+}
+
+/*
+ * Replace the sealed value of a row, if it is still old (a PUT meanwhile
+ * wins).  *n: 1 when it was replaced, else 0.
+ */
+int
+db_push_cred_reseal(struct db *d, const char *app_id, const char *provider, const char *old,
+    const char *sealed, long long *n)
+{
+	static const char sql[] = "UPDATE push_credentials SET sealed = ?"
+	    " WHERE app_id = ? AND provider = ? AND sealed = ?";
+	struct db_val v[] = { DB_STR(sealed), DB_STR(app_id), DB_STR(provider), DB_STR(old) };
+	unsigned long long got = 0;
+	int rc;
+
+	if ((rc = db_exec(d, sql, v, 4, &got)) == 0)
+		*n = (long long)got;
+	return rc;
 }
 
 /* Delete a named row of a push table: credentials or a template.  *n: rows deleted. */
@@ -446,7 +479,7 @@ row_template(const struct db_row *row, void *arg)
 
 	if (db_page_full(pg->items, pg->limit, &pg->has_more))
 		return 1;
-	if ((o = json_tokener_parse(row->col[1])) == NULL)
+	if ((o = json_parse_object(row->col[1])) == NULL)
 		o = json_object_new_object();
 	json_object_object_add(o, "template_id", json_object_new_string(row->col[0]));
 	json_object_object_add(o, "updated_at_ms",

@@ -170,21 +170,26 @@ expand(struct db *d, struct due *u, int64_t next_at_ms, const char *claim,
 	json_object *recs, *rec;
 	long long made = 0, m, used, left = budget > 0 ? budget : LLONG_MAX;
 	const char *type, *id;
+	char errbuf[96];
 	size_t n;
 	int rc = 0, done;
 
-	if ((recs = json_tokener_parse(u->recipients)) == NULL)
-		return DB_ERROR;	/* cannot happen: stored validated */
-	n = json_object_array_length(recs);
+	/*
+	 * Stored validated; a list that is not one (a row written by hand)
+	 * expands to nothing, rather than failing every expansion that takes
+	 * it along, and a recipient that is not {type, id} is skipped.
+	 */
+	recs = json_parse_strict(u->recipients, strlen(u->recipients), errbuf, sizeof(errbuf));
+	n = json_object_is_type(recs, json_type_array) ? json_object_array_length(recs) : 0;
 	while (rc == 0 && (size_t)u->index < n && left > 0) {
 		rec = json_object_array_get_idx(recs, (size_t)u->index);
-		type = json_object_get_string(json_object_object_get(rec, "type"));
-		id = json_object_get_string(json_object_object_get(rec,
-		    strcmp(type, "channel") == 0 ? "channel" :
-		    strcmp(type, "device") == 0 ? "device_id" : "client_id"));
 		m = used = 0;
 		done = 1;
-		if (strcmp(type, "channel") == 0)
+		if ((type = json_str(rec, "type")) == NULL ||
+		    (id = json_str(rec, strcmp(type, "channel") == 0 ? "channel" :
+		    strcmp(type, "device") == 0 ? "device_id" : "client_id")) == NULL)
+			;	/* skipped */
+		else if (strcmp(type, "channel") == 0)
 			rc = expand_channel(d, u, id, next_at_ms, claim,
 			    left < EXPAND_CHUNK ? left : EXPAND_CHUNK, &m, &used, &done);
 		else

@@ -41,79 +41,95 @@ valid_id(const char *s, size_t max)
 	return 1;
 }
 
-/* A base64url member that decodes to exactly n bytes. */
+/* A base64url string member that decodes to exactly n bytes. */
 static int
 b64url_bytes(json_object *o, const char *key, size_t n)
 {
 	unsigned char *buf = NULL;
 	size_t len = 0;
-	const char *s = body_string(body_member(o, key, NULL));
+	const char *s = json_str(o, key);
 	int ok;
 
-	ok = s != NULL && b64url_decode(s, &buf, &len) == 0 && len == n;
+	ok = s != NULL && strlen(s) <= 4 * n && b64url_decode(s, &buf, &len) == 0 && len == n;
 	free(buf);
 	return ok;
 }
 
 /*
  * A browser's push subscription {endpoint, keys: {p256dh, auth}} (an
- * object or its JSON text), as its canonical JSON text (malloc'd); NULL
- * when it is not one.
+ * object or its JSON text), as its canonical JSON text (malloc'd), or
+ * NULL with *why.  The endpoint is named by the app's owner: it must
+ * pass push_endpoint_check() (https, no userinfo, not a private address
+ * unless the operator's webpush_allow names it).
  */
 static char *
-web_subscription(json_object *v)
+web_subscription(json_object *v, const char *allow, const char **why)
 {
-	json_object *o = v, *keys, *out;
-	const char *endpoint;
-	char *text;
+	json_object *o = v, *keys, *out, *k;
+	const char *endpoint, *text;
+	char *canonical = NULL;
+	int allowed;
 
+	*why = "a web provider_token is the subscription {endpoint, keys: {p256dh, auth}}";
 	if (json_object_is_type(v, json_type_string) &&
-	    (o = json_tokener_parse(json_object_get_string(v))) == NULL)
+	    (text = body_string(v)) != NULL && (o = json_parse_object(text)) == NULL)
 		return NULL;
-	if (o != v && !json_object_is_type(o, json_type_object))
-		goto bad;
-	endpoint = body_string(body_member(o, "endpoint", NULL));
-	if (endpoint == NULL || strlen(endpoint) > 2048 || (strncmp(endpoint, "https://", 8) != 0 &&
-	    strncmp(endpoint, "http://", 7) != 0) || strpbrk(endpoint, " \t\r\n") != NULL ||
-	    !json_object_object_get_ex(o, "keys", &keys) || !b64url_bytes(keys, "p256dh", 65) ||
-	    !b64url_bytes(keys, "auth", 16))
-		goto bad;
+	if (!json_object_is_type(o, json_type_object))
+		goto out;
+	endpoint = json_str(o, "endpoint");
+	if (endpoint == NULL || (keys = json_obj(o, "keys")) == NULL)
+		goto out;
+	if ((*why = push_endpoint_check(endpoint, allow, &allowed)) != NULL)
+		goto out;
+	if (!b64url_bytes(keys, "p256dh", 65) || !b64url_bytes(keys, "auth", 16)) {
+		*why = "keys.p256dh and keys.auth must be base64url of 65 and 16 bytes";
+		goto out;
+	}
+	/* the ECDH of every delivery takes it: off the curve, it is refused now */
+	if (!webpush_p256dh_valid(json_str(keys, "p256dh"))) {
+		*why = "keys.p256dh must be an uncompressed P-256 point on the curve";
+		goto out;
+	}
 	out = json_object_new_object();
+	k = json_object_new_object();
 	json_object_object_add(out, "endpoint", json_object_new_string(endpoint));
-	json_object_object_add(out, "keys", json_object_get(keys));
-	text = strdup(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN));
+	json_object_object_add(k, "p256dh", json_object_new_string(json_str(keys, "p256dh")));
+	json_object_object_add(k, "auth", json_object_new_string(json_str(keys, "auth")));
+	json_object_object_add(out, "keys", k);
+	canonical = strdup(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN));
 	json_object_put(out);
+	*why = canonical != NULL ? NULL : "out of memory";
+out:
 	if (o != v)
 		json_object_put(o);
-	return text;
-bad:
-	if (o != v)
-		json_object_put(o);
-	return NULL;
+	return canonical;
 }
 
 /*
  * Provider tokens are never shown whole: the last six characters of a
- * device token, the origin of a web push endpoint.
+ * device token, the origin of a web push endpoint.  A row whose token is
+ * not what it should be shows none of it.
  */
 static void
 redact(json_object *dev)
 {
-	json_object *t, *sub, *ep;
-	const char *platform = "", *s;
+	const char *platform = json_str(dev, "platform"), *s = json_str(dev, "provider_token");
+	const char *e, *host, *slash;
+	json_object *sub;
 	char buf[160];
 	size_t n;
 
-	if (!json_object_object_get_ex(dev, "provider_token", &t))
+	if (s == NULL) {
+		json_object_object_del(dev, "provider_token");
 		return;
-	if (json_object_object_get_ex(dev, "platform", &sub))
-		platform = json_object_get_string(sub);
-	s = json_object_get_string(t);
-	if (strcmp(platform, "web") == 0 && (sub = json_tokener_parse(s)) != NULL) {
-		const char *e = json_object_object_get_ex(sub, "endpoint", &ep) ?
-		    json_object_get_string(ep) : "";
-		const char *slash = strchr(strstr(e, "//") ? strstr(e, "//") + 2 : e, '/');
-		n = slash ? (size_t)(slash - e) : strlen(e);
+	}
+	if (platform != NULL && strcmp(platform, "web") == 0) {
+		sub = json_parse_object(s);
+		if ((e = json_str(sub, "endpoint")) == NULL)
+			e = "";
+		host = strstr(e, "//") != NULL ? strstr(e, "//") + 2 : e;
+		slash = strchr(host, '/');
+		n = slash != NULL ? (size_t)(slash - e) : strlen(e);
 		snprintf(buf, sizeof(buf), "%.*s/...", (int)(n < 120 ? n : 120), e);
 		json_object_put(sub);
 	} else {
@@ -135,6 +151,7 @@ device_put(struct req *r, struct resp *p, const char *path_id)
 	struct push_device dev = { 0 };
 	json_object *o = r->json, *v, *out;
 	char *token = NULL, *meta = NULL;
+	const char *why;
 	int created, rc;
 
 	if (o == NULL)
@@ -158,10 +175,8 @@ device_put(struct req *r, struct resp *p, const char *path_id)
 	if (v == NULL)
 		return resp_error(p, 400, "invalid_input", "provider_token is required");
 	if (strcmp(dev.platform, "web") == 0) {
-		if ((dev.token = token = web_subscription(v)) == NULL)
-			return resp_error(p, 400, "invalid_input", "a web provider_token is the "
-			    "subscription {endpoint, keys: {p256dh, auth}} (base64url keys of 65 and "
-			    "16 bytes)");
+		if ((dev.token = token = web_subscription(v, r->cfg->webpush_allow, &why)) == NULL)
+			return resp_error(p, 400, "invalid_input", "provider_token: %s", why);
 	} else if (!valid_id(dev.token = body_string(v), MAX_TOKEN))
 		return resp_error(p, 400, "invalid_input",
 		    "provider_token must be 1 to %d printable bytes", MAX_TOKEN);
@@ -392,6 +407,7 @@ name_page(struct req *r, struct resp *p, const char *scope,
 	struct push_page pg = { 0 };
 	const char *cursor = req_param(r, "cursor");
 	char *after = NULL, *last = NULL;
+	const char *name;
 	json_object *it;
 	size_t n;
 	int rc;
@@ -410,10 +426,14 @@ name_page(struct req *r, struct resp *p, const char *scope,
 		return push_store_error(p, rc);
 	}
 	if ((n = json_object_array_length(pg.items)) > 0) {
+		/* a channel name, or a template {template_id, ...} */
 		it = json_object_array_get_idx(pg.items, n - 1);
-		if (json_object_is_type(it, json_type_object))
-			json_object_object_get_ex(it, "template_id", &it);
-		last = strdup(json_object_get_string(it));
+		name = json_object_is_type(it, json_type_string) ? json_object_get_string(it) :
+		    json_str(it, "template_id");
+		if (name != NULL && (last = strdup(name)) == NULL) {
+			json_object_put(pg.items);
+			return push_store_error(p, DB_ERROR);
+		}
 	}
 	rc = page_answer_text(r, p, scope, pg.items, pg.has_more, last);
 	free(last);

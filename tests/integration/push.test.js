@@ -13,11 +13,13 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const http = require('node:http');
+const net = require('node:net');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const {
   api, createApp, appSet, sql, sqlValue, sqlQuote, uniq, assertError, assertOk, waitFor, sleep,
-  confValue, pushMocks, mockCall,
+  confValue, pushMocks, mockCall, cliOk,
 } = require('./lib.js');
 
 /* ------------------------------------------------------------- the mocks */
@@ -670,7 +672,8 @@ test('credentials: PUT each provider → summary without secrets; GET; sealed at
     sealed1[p] = text;
     assertNoSecrets(text, `sealed ${p}`);
     assert.ok(!text.includes(APNS_ID.team_id) || p !== 'apns', 'sealed apns shows the team id in clear');
-    const body = text.replace(/^v1\./, '');
+    assert.match(text, /^v2\./, `sealed ${p}: the format bound to the app and provider`);
+    const body = text.replace(/^v2\./, '');
     for (const dec of [Buffer.from(body, 'base64url'), Buffer.from(body, 'base64')])
       assertNoSecrets(dec.toString('latin1'), `base64-decoded sealed ${p}`);
     const summary = sqlValue(`SELECT summary FROM push_credentials WHERE app_id = ${sqlQuote(k.id)}` +
@@ -743,6 +746,487 @@ test('delivery without credentials: the delivery fails ("no apns credentials"), 
   assert.deepEqual(st.errors, [{ device_id: id, error: 'no apns credentials' }]);
   assert.equal((await device(c, id)).state, 'active');
   assert.equal((await seen('apns', tok)).length, 0);
+});
+
+// A local HTTP server that records every request and answers answer (an object
+// sent as JSON) to each; connections counts the TCP connections it accepted.
+async function recorder(answer = {}) {
+  const rec = { hits: [], connections: 0 };
+  rec.server = http.createServer((req, res) => {
+    rec.hits.push(`${req.method} ${req.url}`);
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(answer));
+    });
+  });
+  rec.server.on('connection', () => { rec.connections += 1; });
+  await new Promise((resolve) => rec.server.listen(0, '127.0.0.1', resolve));
+  rec.port = rec.server.address().port;
+  rec.close = () => new Promise((resolve) => {
+    rec.server.closeAllConnections();
+    rec.server.close(() => resolve());
+  });
+  return rec;
+}
+
+test('FCM: the token endpoint is the operator\'s fcm_token_url, never the service account\'s token_uri', async () => {
+  // a service account is tenant data: its token_uri would make sockudo-pushd POST a
+  // signed JWT wherever the tenant likes (a blind SSRF)
+  const rec = await recorder({ access_token: 'ya29.recorded', expires_in: 3600, token_type: 'Bearer' });
+  try {
+    const t = createApp('push-tokuri');
+    const c = api(t);
+    assertOk(await c.call('PUT', '/push/credentials/fcm', { body: { ...FCM_SA,
+      token_uri: `http://127.0.0.1:${rec.port}/token` } }));
+    const tok = uniq('tokuri-fcm');
+    const id = uniq('tokuri-dev');
+    await register(c, { device_id: id, platform: 'fcm', provider_token: tok });
+    const res = await publish(c, { recipients: [{ type: 'device', device_id: id }],
+      payload: { title: 'through the operator\'s token endpoint' } });
+    const st = await settle(c, res.publish_id);
+    assert.deepEqual(rec.hits, [], 'the service account\'s token_uri was called');
+    assert.equal(rec.connections, 0, 'a connection was opened to the service account\'s token_uri');
+    assert.equal(st.state, 'succeeded', JSON.stringify(st));
+    const reqs = await seen('fcm', tok);
+    assert.equal(reqs.length, 1, JSON.stringify(reqs));
+    assert.ok(reqs[0].verified && reqs[0].status === 200, JSON.stringify(reqs[0]));
+  } finally {
+    await rec.close();
+  }
+});
+
+// What a broken or hostile FCM token endpoint may answer: every access_token
+// that is not an RFC 6750 bearer token must be refused without a crash.
+const CRAFTED_TOKEN_ANSWERS = [
+  { access_token: null },
+  { access_token: 42 },
+  { access_token: 'ya29.a\r\nX-Injected: 1' },
+  { access_token: { token: 'ya29.x' } },
+  { access_token: 'y'.repeat(5000) },
+  '{"access_token": "ya29.unterminated',
+];
+
+async function scriptTokenAnswers(bodies) {
+  await behavior('fcm', '_oauth', bodies.map((body) => ({ status: 200, body })));
+}
+
+async function craftedTokenAnswers() {
+  const r = await mockCall('fcm', 'GET', '/_mock/token_requests');
+  assert.equal(r.status, 200, r.body);
+  return r.json.requests.filter((q) => q.crafted).length;
+}
+
+test('FCM token answers with a null, numeric, object, CR-LF, 5,000-byte or broken access_token: refused, sockudo-pushd lives on', async () => {
+  const t = createApp('push-tokans');
+  const c = api(t);
+  assertOk(await c.call('PUT', '/push/credentials/fcm', { body: FCM_SA }));
+  const tok = uniq('tokans-fcm');
+  const id = uniq('tokans-dev');
+  await register(c, { device_id: id, platform: 'fcm', provider_token: tok });
+  const pid = pushdPid();
+  const crafted0 = await craftedTokenAnswers();
+  // twice over: each attempt (push_max_attempts, 5) exchanges anew and gets one
+  await scriptTokenAnswers([...CRAFTED_TOKEN_ANSWERS, ...CRAFTED_TOKEN_ANSWERS]);
+  let st;
+  try {
+    const res = await publish(c, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'no token' } });
+    st = await settle(c, res.publish_id, 20000);
+  } finally {
+    await behavior('fcm', '_oauth', []);
+  }
+  assert.ok(pushdAlive(), 'sockudo-pushd died');
+  assert.equal(pushdPid(), pid, 'sockudo-pushd was restarted');
+  assert.equal(st.state, 'failed', JSON.stringify(st));
+  assert.deepEqual(st.counters, { planned: 1, sent: 0, failed: 1, retrying: 0 });
+  assert.match(st.errors[0].error, /^fcm token endpoint: .*access_token/, JSON.stringify(st));
+  assert.ok(await craftedTokenAnswers() - crafted0 >= 5, 'the crafted answers were not all asked for');
+  assert.equal((await seen('fcm', tok)).length, 0, 'a message was sent with a refused token');
+  // the token endpoint behaves again: the next publish goes through
+  const res2 = await publish(c, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'token again' } });
+  const st2 = await settle(c, res2.publish_id);
+  assert.equal(st2.state, 'succeeded', JSON.stringify(st2));
+  const reqs = await seen('fcm', tok);
+  assert.equal(reqs.length, 1);
+  assert.ok(reqs[0].verified && reqs[0].status === 200, JSON.stringify(reqs[0]));
+  assert.equal(pushdPid(), pid);
+});
+
+test('sync publish with a crafted FCM token answer: the delivery is not sent, the pool worker survives', async () => {
+  const t = createApp('push-tokans-sync');
+  const c = api(t);
+  assertOk(await c.call('PUT', '/push/credentials/fcm', { body: FCM_SA }));
+  const tok = uniq('tokans-sync-fcm');
+  const id = uniq('tokans-sync-dev');
+  await register(c, { device_id: id, platform: 'fcm', provider_token: tok });
+  const poolLog = path.join(RUN, 'log', 'sockudo-fcgi.log');
+  const deaths = () => (fs.readFileSync(poolLog, 'utf8').match(/killed by signal/g) || []).length;
+  const deaths0 = deaths();
+  for (const body of [{ access_token: null }, { access_token: 'ya29.a\r\nX-Injected: 1' }]) {
+    await scriptTokenAnswers([body]);
+    let r;
+    try {
+      r = await c.post('/push/publish', { recipients: [{ type: 'device', device_id: id }],
+        payload: { title: 'sync, no token' }, sync: true });
+    } finally {
+      await behavior('fcm', '_oauth', []);
+    }
+    assertOk(r, 200);
+    assert.equal(r.json.results.length, 1, r.body);
+    assert.notEqual(r.json.results[0].status, 'sent', r.body);
+    assert.match(r.json.results[0].error, /access_token/, r.body);
+    assert.equal(r.json.counters.sent, 0, r.body);
+    assertOk(await c.post(`/push/publish/${r.json.publish_id}/cancel`));
+    // the pool still answers, and no worker died on the way
+    assertOk(await c.get('/push/credentials'));
+  }
+  assert.equal(deaths(), deaths0, 'a pool worker was killed by a signal');
+  const st = devstack('status');
+  assert.match(st.out, /^pool running pid \d+/m, st.out);
+  assert.equal((await seen('fcm', tok)).length, 0, 'a message was sent with a refused token');
+});
+
+// Credentials sealed as a server before this version sealed them ("v1.", AES-256-GCM
+// under push_secret_key with "v1." as the AAD), stored straight into MariaDB: data
+// written before the API checked it, which sockudo-pushd must still not trust.
+function sealV1(creds) {
+  const key = Buffer.from(confValue('push_secret_key'), 'hex');
+  assert.equal(key.length, 32, 'push_secret_key of the stack');
+  const nonce = crypto.randomBytes(12);
+  const c = crypto.createCipheriv('aes-256-gcm', key, nonce);
+  c.setAAD(Buffer.from('v1.'));
+  const ct = Buffer.concat([c.update(JSON.stringify(creds), 'utf8'), c.final()]);
+  return `v1.${Buffer.concat([nonce, ct, c.getAuthTag()]).toString('base64url')}`;
+}
+
+function storeSealed(appId, provider, sealed) {
+  sql(`REPLACE INTO push_credentials (app_id, provider, sealed, summary, updated_at_ms) VALUES` +
+    ` (${sqlQuote(appId)}, ${sqlQuote(provider)}, ${sqlQuote(sealed)}, '{}', ${Date.now()})`);
+}
+
+const APNS_CREDS = () => ({ team_id: APNS_ID.team_id, key_id: APNS_ID.key_id, private_key: APNS_P8,
+  topic: APNS_ID.topic });
+
+test('credentials: fields that end up in headers or URLs are checked at registration → 400, nothing replaced', async () => {
+  const k = createApp('push-credfields');
+  const c = api(k);
+  await uploadCredentials(c);
+  const cases = [
+    ['apns', { ...APNS_CREDS(), topic: 'com.example.app\r\nx-injected: 1' }],
+    ['apns', { ...APNS_CREDS(), topic: 'com.example.app\nx-injected: 1' }],
+    ['apns', { ...APNS_CREDS(), topic: 'com.example app' }],
+    ['apns', { ...APNS_CREDS(), topic: 'com.example.app/../x' }],
+    ['apns', { ...APNS_CREDS(), topic: 5 }],
+    ['apns', { ...APNS_CREDS(), team_id: 'team123456' }],
+    ['apns', { ...APNS_CREDS(), team_id: 'TEAM12345' }],
+    ['apns', { ...APNS_CREDS(), team_id: 'TEAM123456\r\n' }],
+    ['apns', { ...APNS_CREDS(), key_id: 'KEY1234567X' }],
+    ['apns', { ...APNS_CREDS(), key_id: 'KEY12345"7' }],
+    ['fcm', { ...FCM_SA, project_id: 'mock-project/../other' }],
+    ['fcm', { ...FCM_SA, project_id: 'mock-project?x=1' }],
+    ['fcm', { ...FCM_SA, project_id: 'Mock-Project' }],
+    ['fcm', { ...FCM_SA, project_id: 'mock-project\r\nx: 1' }],
+    ['fcm', { ...FCM_SA, client_email: 'pusher@mock-project.iam.gserviceaccount.com\r\nx: 1' }],
+    ['fcm', { ...FCM_SA, client_email: 'not an address' }],
+    ['fcm', { ...FCM_SA, private_key_id: { a: 1 } }],
+    ['web', { ...VAPID, subject: 'mailto:ops@example.com\r\nx: 1' }],
+    ['web', { ...VAPID, subject: 'ops@example.com' }],
+  ];
+  for (const [p, body] of cases) {
+    const r = await c.call('PUT', `/push/credentials/${p}`, { body });
+    assert.equal(r.status, 400, `${p} ${JSON.stringify(body).replace(/"private_key":"[^"]*"/, '').slice(0, 160)}: ${r.status} ${r.body}`);
+    assertError(r, 400, 'invalid_input');
+  }
+  const r = await c.get('/push/credentials');
+  assertOk(r);
+  assert.equal(r.json.apns.topic, APNS_ID.topic, 'a refused PUT replaced the stored credentials');
+  assert.equal(r.json.apns.team_id, APNS_ID.team_id);
+  assert.equal(r.json.fcm.project_id, FCM_SA.project_id);
+  assert.equal(r.json.fcm.client_email, FCM_SA.client_email);
+  assert.equal(r.json.web.subject, VAPID.subject);
+});
+
+test('stored credentials with CR/LF in the APNs topic, or a path in the FCM project_id: the delivery fails, nothing is sent', async () => {
+  const h = createApp('push-hdrinj');
+  const c = api(h);
+  storeSealed(h.id, 'apns', sealV1({ ...APNS_CREDS(), topic: `${APNS_ID.topic}\r\nx-injected: 1` }));
+  storeSealed(h.id, 'fcm', sealV1({ ...FCM_SA, project_id: `${FCM_SA.project_id}/messages:send?x=` }));
+  const at = uniq('hdrinj-apns');
+  const ft = uniq('hdrinj-fcm');
+  const ids = { apns: uniq('hdrinj-a'), fcm: uniq('hdrinj-f') };
+  await register(c, { device_id: ids.apns, platform: 'apns', provider_token: at });
+  await register(c, { device_id: ids.fcm, platform: 'fcm', provider_token: ft });
+  const res = await publish(c, { recipients: Object.values(ids).map((d) => ({ type: 'device', device_id: d })),
+    payload: { title: 'injected?' } });
+  const st = await settle(c, res.publish_id);
+  assert.equal(st.state, 'failed', JSON.stringify(st));
+  const err = Object.fromEntries(st.errors.map((e) => [e.device_id, e.error]));
+  assert.match(err[ids.apns] || '', /^apns credentials: .*topic/, JSON.stringify(st));
+  assert.match(err[ids.fcm] || '', /^fcm credentials: .*project_id/, JSON.stringify(st));
+  assert.deepEqual(await seen('apns', at), [], 'an APNs request went out');
+  assert.deepEqual(await seen('fcm', ft), [], 'an FCM request went out');
+});
+
+test('an APNs device token is percent-encoded into /3/device/<token>, never taken as a path', async () => {
+  const tok = `${uniq('pct')}/../../x?y=1#z%41`;
+  const id = uniq('pct-dev');
+  await register(a, { device_id: id, platform: 'apns', provider_token: tok });
+  const res = await publish(a, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'encoded' } });
+  const st = await settle(a, res.publish_id);
+  assert.equal(st.state, 'succeeded', JSON.stringify(st));
+  const reqs = await seen('apns', tok);
+  assert.equal(reqs.length, 1, 'the mock did not see the whole token as one path segment');
+  assert.ok(reqs[0].verified && reqs[0].status === 200, JSON.stringify(reqs[0]));
+  assert.equal(reqs[0].path, `/3/device/${encodeURIComponent(tok)}`);
+});
+
+test('web subscriptions: a p256dh of 65 bytes starting 0x04 that is not a P-256 point → 400', async () => {
+  const w = createApp('push-p256dh');
+  const c = api(w);
+  const sub = fakeSubscription();
+  const notPoint = (x, y) => Buffer.concat([Buffer.from([4]), x, y]).toString('base64url');
+  const one = Buffer.alloc(32);
+  one[31] = 1;
+  const real = Buffer.from(sub.keys.p256dh, 'base64url');
+  const cases = [
+    notPoint(one, one),
+    notPoint(Buffer.alloc(32), Buffer.alloc(32)),
+    notPoint(real.subarray(1, 33), Buffer.from(real.subarray(33)).fill(0xff, 31)),   // Y changed
+    notPoint(Buffer.alloc(32, 0xff), Buffer.alloc(32, 0xff)),   // beyond the field
+    Buffer.concat([Buffer.from([2]), real.subarray(1)]).toString('base64url'),   // not uncompressed
+  ];
+  for (const p256dh of cases) {
+    const r = await c.post('/push/deviceRegistrations', { device_id: uniq('p256'), platform: 'web',
+      provider_token: { endpoint: sub.endpoint, keys: { ...sub.keys, p256dh } } });
+    assert.equal(r.status, 400, `${p256dh}: ${r.status} ${r.body}`);
+    assertError(r, 400, 'invalid_input');
+    assert.match(r.json.error, /p256dh/, r.body);
+  }
+  assert.equal(countRows('push_devices', w.id), 0, 'a key off the curve was stored');
+  await register(c, { device_id: uniq('p256-ok'), platform: 'web', provider_token: sub });
+});
+
+/* ======================================================= Web Push endpoints */
+
+test('web endpoints: http (not on webpush_allow), private or loopback addresses, userinfo → 400, nothing stored', async () => {
+  const w = createApp('push-webep');
+  const c = api(w);
+  const keys = fakeSubscription().keys;
+  const bad = [
+    'http://push.example.net/sub/1',
+    `http://127.0.0.1:${PORTS.web + 1 === 65536 ? 1 : PORTS.web + 1}/push/x`,
+    'https://10.0.0.1/sub/1',
+    'https://10.0.0.1:8443/sub/1',
+    'https://127.0.0.1/sub/1',
+    'https://192.168.1.20/sub/1',
+    'https://172.16.5.4/sub/1',
+    'https://100.64.0.1/sub/1',
+    'https://169.254.169.254/latest/meta-data',
+    'https://0.0.0.0/sub/1',
+    'https://224.0.0.1/sub/1',
+    'https://255.255.255.255/sub/1',
+    'https://[::1]/sub/1',
+    'https://[::]/sub/1',
+    'https://[fd00::1]/sub/1',
+    'https://[fe80::1]/sub/1',
+    'https://[ff02::1]/sub/1',
+    'https://[::ffff:127.0.0.1]/sub/1',
+    'https://[::ffff:a00:1]/sub/1',
+    'https://2130706433/sub/1',
+    'https://0x7f000001/sub/1',
+    'https://user:pw@push.example.net/sub/1',
+    'https://push.example.net@127.0.0.1/sub/1',
+    'https:///sub/1',
+    'https://push..example.net/sub/1',
+    'https://push.example.net:99999/sub/1',
+  ];
+  for (const endpoint of bad) {
+    const id = uniq('webep');
+    const r = await c.post('/push/deviceRegistrations', { device_id: id, platform: 'web',
+      provider_token: { endpoint, keys } });
+    assert.equal(r.status, 400, `${endpoint}: ${r.status} ${r.body}`);
+    assertError(r, 400, 'invalid_input');
+  }
+  assert.equal(countRows('push_devices', w.id), 0, 'a refused endpoint was stored');
+  // a public https endpoint, and the operator's allowed stand-in, are fine
+  await register(c, { device_id: uniq('webep-ok'), platform: 'web', provider_token: { endpoint:
+    'https://push.example.net/sub/1', keys } });
+  await register(c, { device_id: uniq('webep-mock'), platform: 'web', provider_token: (await webSubscription('webep')).sub });
+});
+
+test('a web endpoint whose name resolves to loopback: the delivery fails, no connection is made', async () => {
+  const rec = await recorder();
+  try {
+    const sub = { ...fakeSubscription(), endpoint: `https://localhost:${rec.port}/push/${uniq('lo')}` };
+    const id = uniq('weblo-dev');
+    await register(a, { device_id: id, platform: 'web', provider_token: sub });
+    const res = await publish(a, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'to loopback?' } });
+    const st = await settle(a, res.publish_id);
+    assert.equal(st.state, 'failed', JSON.stringify(st));
+    assert.deepEqual(st.counters, { planned: 1, sent: 0, failed: 1, retrying: 0 });
+    assert.match(st.errors[0].error, /web push endpoint resolves to a private address/, JSON.stringify(st));
+    assert.deepEqual(deliveries(app.id, res.publish_id).map((x) => [x.state, x.attempts]), [['failed', 1]],
+      'a refused address is final, not retried');
+    assert.equal(rec.connections, 0, 'sockudo-pushd connected to the loopback listener');
+    assert.deepEqual(rec.hits, []);
+  } finally {
+    await rec.close();
+  }
+});
+
+test('a web push service\'s answer body never reaches the publish status, only its status code', async () => {
+  const w = await webSubscription('webbody');
+  const id = uniq('webbody-dev');
+  const marker = `Marker${crypto.randomBytes(6).toString('hex')}`;
+  await register(a, { device_id: id, platform: 'web', provider_token: w.sub });
+  await behavior('web', w.id, [{ status: 400, reason: marker }]);
+  const res = await publish(a, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'x' } });
+  const st = await settle(a, res.publish_id);
+  assert.equal(st.state, 'failed', JSON.stringify(st));
+  const [q] = await seen('web', w.id);
+  assert.equal(q.status, 400);
+  assert.equal(q.reason, marker, 'the mock did not answer with the marker');
+  assert.ok(!JSON.stringify(st).includes(marker), `the answer body is in the status: ${JSON.stringify(st)}`);
+  assert.equal(st.errors[0].error, 'web 400');
+  const r = await a.get(`/push/deviceRegistrations/${id}`);
+  assert.ok(!r.body.includes(marker), r.body);
+});
+
+test('sealed credentials are bound to their app and provider: another app\'s sealed row does not open', async () => {
+  const src = createApp('push-seal-src');
+  await uploadCredentials(api(src));
+  const dst = createApp('push-seal-dst');
+  const c = api(dst);
+  // the other app's sealed APNs row, copied as it is (a database write, a restore
+  // gone wrong); and its web row copied under the apns provider of a third app
+  sql(`INSERT INTO push_credentials (app_id, provider, sealed, summary, updated_at_ms)
+    SELECT ${sqlQuote(dst.id)}, provider, sealed, summary, updated_at_ms FROM push_credentials
+    WHERE app_id = ${sqlQuote(src.id)} AND provider = 'apns'`);
+  assert.equal(countRows('push_credentials', dst.id), 1);
+  const third = createApp('push-seal-prov');
+  sql(`INSERT INTO push_credentials (app_id, provider, sealed, summary, updated_at_ms)
+    SELECT ${sqlQuote(third.id)}, 'apns', sealed, summary, updated_at_ms FROM push_credentials
+    WHERE app_id = ${sqlQuote(src.id)} AND provider = 'web'`);
+  const tok = uniq('seal-apns');
+  const tok3 = uniq('seal-apns3');
+  const id = uniq('seal-dev');
+  await register(c, { device_id: id, platform: 'apns', provider_token: tok });
+  await register(api(third), { device_id: id, platform: 'apns', provider_token: tok3 });
+  for (const [who, client, t] of [['copied to another app', c, tok], ['copied to another provider', api(third), tok3]]) {
+    const res = await publish(client, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'whose keys?' } });
+    const st = await settle(client, res.publish_id);
+    assert.equal(st.state, 'failed', `${who}: ${JSON.stringify(st)}`);
+    assert.match(st.errors[0].error, /credentials/, `${who}: ${JSON.stringify(st)}`);
+    assert.deepEqual(await seen('apns', t), [], `${who}: delivered with the other app's keys`);
+  }
+});
+
+test('credentials sealed by an older version ("v1.") still deliver; sockudo-fcgi maintain re-seals them', async () => {
+  const o = createApp('push-seal-v1');
+  const c = api(o);
+  storeSealed(o.id, 'apns', sealV1(APNS_CREDS()));
+  const tok = uniq('v1-apns');
+  const id = uniq('v1-dev');
+  await register(c, { device_id: id, platform: 'apns', provider_token: tok });
+  let res = await publish(c, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'v1' } });
+  assert.equal((await settle(c, res.publish_id)).state, 'succeeded');
+  const sealedOf = () => sqlValue(`SELECT sealed FROM push_credentials WHERE app_id = ${sqlQuote(o.id)}` +
+    ` AND provider = 'apns'`);
+  assert.match(sealedOf(), /^v1\./);
+  const out = cliOk('maintain');
+  assert.match(out, /re-sealed/, out);
+  const now = sealedOf();
+  assert.match(now, /^v2\./, 'maintain left the v1 record');
+  // copied elsewhere, the re-sealed row is bound to this app
+  const other = createApp('push-seal-v1b');
+  sql(`INSERT INTO push_credentials (app_id, provider, sealed, summary, updated_at_ms) VALUES` +
+    ` (${sqlQuote(other.id)}, 'apns', ${sqlQuote(now)}, '{}', 0)`);
+  const tokb = uniq('v1b-apns');
+  await register(api(other), { device_id: id, platform: 'apns', provider_token: tokb });
+  res = await publish(api(other), { recipients: [{ type: 'device', device_id: id }], payload: { title: 'copied' } });
+  const stb = await settle(api(other), res.publish_id);
+  assert.equal(stb.state, 'failed', JSON.stringify(stb));
+  assert.match(stb.errors[0].error, /credentials/);
+  // and it still opens for its own app
+  res = await publish(c, { recipients: [{ type: 'device', device_id: id }], payload: { title: 'v2 now' } });
+  assert.equal((await settle(c, res.publish_id)).state, 'succeeded');
+  assert.equal((await seen('apns', tok)).length, 2);
+});
+
+test('credentials: an RSA key over 4096 bits (every signature would cost) or an EC key not on P-256 → 400', async () => {
+  const k = createApp('push-keysize');
+  const c = api(k);
+  const fixture = fs.readFileSync(path.join(__dirname, '..', 'push', 'fixtures', 'rsa-8192.pem'), 'utf8');
+  const rsa8192 = fixture.slice(fixture.indexOf('-----BEGIN'));
+  let r = await c.call('PUT', '/push/credentials/fcm', { body: { ...FCM_SA, private_key: rsa8192 } });
+  assertError(r, 400, 'invalid_input');
+  assert.match(r.json.error, /4096/, r.body);
+  const p384 = crypto.generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey
+    .export({ type: 'pkcs8', format: 'pem' });
+  r = await c.call('PUT', '/push/credentials/apns', { body: { ...APNS_CREDS(), private_key: p384 } });
+  assertError(r, 400, 'invalid_input');
+  assert.match(r.json.error, /P-256/, r.body);
+  assert.equal(countRows('push_credentials', k.id), 0, 'a refused key was stored');
+  // the bound itself: 4096 bits is accepted
+  const rsa4096 = crypto.generateKeyPairSync('rsa', { modulusLength: 4096 }).privateKey
+    .export({ type: 'pkcs8', format: 'pem' });
+  r = await c.call('PUT', '/push/credentials/fcm', { body: { ...FCM_SA, private_key: rsa4096 } });
+  assertOk(r);
+  assert.equal(countRows('push_credentials', k.id), 1);
+});
+
+test('rows of unexpected shape (written by hand or an older version) answer 200, never crash a worker', async () => {
+  const odd = createApp('push-odd');
+  const c = api(odd);
+  const id = sqlQuote(odd.id);
+  const poolLog = path.join(RUN, 'log', 'sockudo-fcgi.log');
+  const deaths = () => (fs.readFileSync(poolLog, 'utf8').match(/killed by signal/g) || []).length;
+  const deaths0 = deaths();
+  sql(`INSERT INTO push_templates (app_id, template_id, body, updated_at_ms) VALUES` +
+    ` (${id}, 'arr', '[1,2]', 0), (${id}, 'num', '5', 0), (${id}, 'bad', '{"locales":', 0)`);
+  sql(`INSERT INTO push_credentials (app_id, provider, sealed, summary, updated_at_ms) VALUES` +
+    ` (${id}, 'apns', 'v1.AAAA', '[1]', 0), (${id}, 'fcm', 'v1.AAAA', '"x"', 0)`);
+  sql(`INSERT INTO push_devices (app_id, device_id, platform, token, created_at_ms, updated_at_ms) VALUES` +
+    ` (${id}, 'w1', 'web', '{"endpoint":{"a":1},"keys":5}', 0, 0), (${id}, 'w2', 'web', '[]', 0, 0),` +
+    ` (${id}, 'w3', 'web', 'not json', 0, 0)`);
+  for (const t of ['arr', 'num', 'bad']) {
+    const r = await c.get(`/push/templates/${t}`);
+    assertOk(r);
+    assert.equal(r.json.template_id, t, r.body);
+  }
+  let r = await c.get('/push/templates');
+  assertOk(r);
+  assert.equal(r.json.items.length, 3, r.body);
+  r = await c.get('/push/credentials');
+  assertOk(r);
+  assert.deepEqual(Object.keys(r.json).sort(), ['apns', 'fcm'], r.body);
+  assert.equal(r.json.apns.provider, 'apns');
+  r = await c.get('/push/deviceRegistrations');
+  assertOk(r);
+  assert.equal(r.json.items.length, 3, r.body);
+  for (const d of r.json.items) assert.match(d.provider_token, /\.\.\./, r.body);
+  // publishes whose stored recipients are not a list of {type, id}: they expand to
+  // nothing (they used to fail every expansion that took them along, all apps')
+  const now = Date.now();
+  sql(`INSERT INTO push_publishes (app_id, publish_id, state, recipients, payload, deliver_at_ms,` +
+    ` created_at_ms, to_expand) VALUES (${id}, 'oddrecs1', 'queued', 'not json', '{"title":"x"}',` +
+    ` ${now}, ${now}, 1), (${id}, 'oddrecs2', 'queued', '[{"type":5},{"type":"device","device_id":{}},7]',` +
+    ` '{"title":"x"}', ${now}, ${now}, 1)`);
+  // deliveries to them fail with a reason, and sockudo-pushd lives on
+  const pid = pushdPid();
+  const res = await publish(c, { recipients: ['w1', 'w2', 'w3'].map((d) => ({ type: 'device', device_id: d })),
+    payload: { title: 'odd' } });
+  const st = await settle(c, res.publish_id);
+  assert.equal(st.state, 'failed', JSON.stringify(st));
+  assert.equal(st.errors.length, 3, JSON.stringify(st));
+  for (const p of ['oddrecs1', 'oddrecs2']) {
+    const so = await settle(c, p);
+    assert.equal(so.state, 'succeeded', JSON.stringify(so));
+    assert.equal(so.counters.planned, 0, JSON.stringify(so));
+  }
+  assert.equal(pushdPid(), pid);
+  assert.ok(pushdAlive());
+  assert.equal(deaths(), deaths0, 'a pool worker was killed by a signal');
 });
 
 /* =========================================================== 4. templates */

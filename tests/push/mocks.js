@@ -398,7 +398,9 @@ class ProviderState {
 		this.scripts = new Map();
 	}
 
-	/* statuses: numbers or {status, delay_ms, reason, retry_after}. */
+	/* statuses: numbers or {status, delay_ms, reason, retry_after, body}; body
+	 * (FCM's token endpoint only): answer 200 with it instead of a token, sent
+	 * as JSON, or as it is when a string (a client must survive any answer). */
 	script(token, statuses, delayMs) {
 		if (statuses === undefined || statuses === null) statuses = [0];   // 0: plain success
 		if (!Array.isArray(statuses)) throw new Error('statuses must be an array');
@@ -441,11 +443,12 @@ class ProviderState {
 }
 
 /* Applies a scripted step: waits, then either lets the success through
- * (status 0 or 2xx) or throws the provider's error for that status. */
+ * (status 0 or 2xx; resolves to the step) or throws the provider's error
+ * for that status. */
 async function runStep(step, refusalFor) {
-	if (!step) return;
+	if (!step) return null;
 	if (step.delay_ms > 0) await sleep(step.delay_ms);
-	if (step.status === 0 || (step.status >= 200 && step.status < 300)) return;
+	if (step.status === 0 || (step.status >= 200 && step.status < 300)) return step;
 	const r = refusalFor(step.status, step.reason);
 	r.detail = `scripted by /_mock/behavior (${r.detail})`;
 	if (step.retry_after !== undefined) r.extra.retryAfter = step.retry_after;
@@ -839,7 +842,12 @@ function fcmMock(fcm, state) {
 		const jwt = checkFcmAssertion(fcm, form);
 		rec.auth = { header: jwt.header, claims: jwt.claims };
 		rec.verified = true;
-		await runStep(state.take(FCM_OAUTH_KEY, false), (s, reason) => new Refusal(s, reason || 'internal_failure', `status ${s}`));
+		const step = await runStep(state.take(FCM_OAUTH_KEY, false),
+			(s, reason) => new Refusal(s, reason || 'internal_failure', `status ${s}`));
+		if (step && step.body !== undefined) {
+			rec.crafted = true;   // what a broken or hostile token endpoint might answer
+			return { status: step.status || 200, headers: { 'content-type': 'application/json' }, body: step.body };
+		}
 		const token = `ya29.mock-${crypto.randomBytes(24).toString('base64url')}`;
 		issued.set(token, Date.now() + 3599 * 1000);
 		return { status: 200, headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },

@@ -470,6 +470,21 @@ describe('FCM', () => {
 		assert.equal((await tokenRequest(assertion())).status, 200);
 	});
 
+	test('the token endpoint answers a scripted body: JSON, or a string as it is', async () => {
+		m.behavior('fcm', mocks.FCM_OAUTH_KEY, [{ status: 200, body: { access_token: null } },
+			{ status: 200, body: '{"access_token": "a\r\nb"' }]);
+		let r = await tokenRequest(assertion());
+		assert.equal(r.status, 200);
+		assert.deepEqual(r.json, { access_token: null });
+		r = await tokenRequest(assertion());
+		assert.equal(r.status, 200);
+		assert.equal(r.text, '{"access_token": "a\r\nb"');
+		assert.deepEqual(m.tokenRequestLog().slice(-2).map((x) => x.crafted), [true, true]);
+		r = await tokenRequest(assertion());
+		assert.equal(r.status, 200);
+		assert.match(r.json.access_token, /^ya29\.mock-/);
+	});
+
 	test('revoked tokens are 401', async () => {
 		const at = await accessToken();
 		m.revokeTokens();

@@ -55,6 +55,9 @@ test_defaults(void)
 	ok(c->request_timeout == 10, "request_timeout = 10");
 	ok(c->app_cache_ttl == 5, "app_cache_ttl = 5");
 	ok(c->channel_cache_ttl_ms == 1000, "channel_cache_ttl_ms = 1000");
+	/* never a service account's token_uri: tenants write those */
+	is_str(c->fcm_token_url, "https://oauth2.googleapis.com/token",
+	    "fcm_token_url = Google's token endpoint");
 	ok(config_check(c, err, sizeof(err)) == 0, "defaults pass config_check");
 	config_free(c);
 	config_free(NULL);
@@ -255,6 +258,17 @@ test_check(void)
 	    "a lease shorter than a keep-alive + 5 s rejected: %s", err);
 	config_set(c, "ws_lease_s", "35", err, sizeof(err));
 	ok(config_check(c, err, sizeof(err)) == 0, "keep-alive 30 s, lease 35 s pass");
+	is_str(c->webpush_allow, "", "webpush_allow default empty: no endpoint exempt");
+	config_set(c, "webpush_allow", "127.0.0.1:9000, [::1]:9001", err, sizeof(err));
+	ok(config_check(c, err, sizeof(err)) == 0, "webpush_allow of two host:port entries");
+	config_set(c, "webpush_allow", "http://127.0.0.1:9000/", err, sizeof(err));
+	ok(config_check(c, err, sizeof(err)) != 0 && strstr(err, "webpush_allow") != NULL,
+	    "webpush_allow holding a URL rejected: %s", err);
+	config_set(c, "webpush_allow", "", err, sizeof(err));
+	config_set(c, "fcm_token_url", "/token", err, sizeof(err));
+	ok(config_check(c, err, sizeof(err)) != 0 && strstr(err, "fcm_token_url") != NULL,
+	    "fcm_token_url that is not an http(s) URL rejected: %s", err);
+	config_set(c, "fcm_token_url", "https://oauth2.googleapis.com/token", err, sizeof(err));
 	ok(config_check(c, err, sizeof(err)) == 0, "restored config passes");
 	config_free(c);
 }

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -659,6 +660,55 @@ test_jwt_es256(void)
 	EVP_PKEY_free(rsa);
 }
 
+/* A file's text, malloc'd, or NULL. */
+static char *
+slurp(const char *path)
+{
+	FILE *f;
+	char *buf;
+	long n;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
+	    (buf = calloc(1, (size_t)n + 1)) == NULL) {
+		fclose(f);
+		return NULL;
+	}
+	if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+/*
+ * RSA keys of at most 4096 bits: a bigger one makes every signature
+ * (one per token exchange) expensive.  The 8192-bit key is a fixture
+ * (its generation takes seconds), found under $srcdir.
+ */
+static void
+test_rsa_bound(const char *claims)
+{
+	const char *srcdir = getenv("srcdir") != NULL ? getenv("srcdir") : ".";
+	EVP_PKEY *k4096;
+	char path[1024], *pem4096, *pem8192, *jwt;
+
+	k4096 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)4096);
+	pem4096 = k4096 != NULL ? t_pem(k4096, 0) : NULL;
+	jwt = pem4096 != NULL ? jwt_rs256(pem4096, "k", claims) : NULL;
+	ok(jwt != NULL, "RSA-4096 signs");
+	free(jwt);
+	snprintf(path, sizeof(path), "%s/tests/push/fixtures/rsa-8192.pem", srcdir);
+	pem8192 = slurp(path);
+	ok(pem8192 != NULL, "the 8192-bit fixture %s", path);
+	ok(pem8192 != NULL && jwt_rs256(pem8192, "k", claims) == NULL, "RSA-8192 is refused");
+	free(pem4096);
+	free(pem8192);
+	EVP_PKEY_free(k4096);
+}
+
 static void
 test_jwt_rs256(void)
 {
@@ -708,6 +758,7 @@ test_jwt_rs256(void)
 	ok(jwt_rs256(pemec, "k", claims) == NULL, "an EC key is refused for RS256");
 	ok(jwt_rs256(pemsmall, "k", claims) == NULL, "RSA-1024 is refused");
 	ok(jwt_rs256(pem, "k", "nope") == NULL, "bad claims give NULL");
+	test_rsa_bound(claims);
 
 	free(pem);
 	free(pemsmall);
@@ -860,40 +911,108 @@ test_vapid(void)
 	free(pub2);
 }
 
+/* A record of the old format: "v1." || b64url(nonce || ct || tag), AAD "v1." alone. */
+static char *
+seal_v1(const unsigned char key[32], const char *plain)
+{
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	unsigned char buf[12 + 256 + 16];
+	size_t len = strlen(plain);
+	char *b64, *out = NULL;
+	int n;
+
+	if (c == NULL || len > 256 || RAND_bytes(buf, 12) != 1 ||
+	    EVP_EncryptInit_ex2(c, EVP_aes_256_gcm(), key, buf, NULL) != 1 ||
+	    EVP_EncryptUpdate(c, NULL, &n, (const unsigned char *)"v1.", 3) != 1 ||
+	    EVP_EncryptUpdate(c, buf + 12, &n, (const unsigned char *)plain, (int)len) != 1 ||
+	    EVP_EncryptFinal_ex(c, buf + 12 + len, &n) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, buf + 12 + len) != 1) {
+		EVP_CIPHER_CTX_free(c);
+		return NULL;
+	}
+	EVP_CIPHER_CTX_free(c);
+	if ((b64 = b64url_encode(buf, 12 + len + 16)) != NULL &&
+	    (out = malloc(strlen(b64) + 4)) != NULL)
+		snprintf(out, strlen(b64) + 4, "v1.%s", b64);
+	free(b64);
+	return out;
+}
+
+/* Whether sealed opens for app and provider to exactly text. */
+static int
+opens_to(const unsigned char key[32], const char *app, const char *provider,
+    const char *sealed, const char *text)
+{
+	char *plain = NULL;
+	size_t n = 0;
+	int eq;
+
+	if (secret_open(key, app, provider, sealed, &plain, &n) != 0)
+		return 0;
+	eq = n == strlen(text) && strcmp(plain, text) == 0;
+	free(plain);
+	return eq;
+}
+
 static void
 test_secret(void)
 {
 	static const char text[] = "hunter2: an APNs key id and team id";
 	static const char bin[] = "a\0b\0c";
 	unsigned char key[32], key2[32], *raw = NULL;
-	char *s1, *s2, *plain = NULL, *b, *t;
+	char *s1, *s2, *plain = NULL, *b, *t, *v1;
 	size_t n = 0, rawlen = 0, i, accepted = 0;
 
 	RAND_bytes(key, sizeof(key));
 	memcpy(key2, key, sizeof(key2));
 	key2[31] ^= 0x01;
-	s1 = secret_seal(key, text, strlen(text));
-	s2 = secret_seal(key, text, strlen(text));
-	ok(s1 != NULL && strncmp(s1, "v1.", 3) == 0, "sealed text starts v1.");
-	ok(s1 != NULL && secret_open(key, s1, &plain, &n) == 0 && n == strlen(text) &&
-	    strcmp(plain, text) == 0, "seal/open round trip, NUL-terminated");
+	s1 = secret_seal(key, "1234567", "apns", text, strlen(text));
+	s2 = secret_seal(key, "1234567", "apns", text, strlen(text));
+	ok(s1 != NULL && strncmp(s1, "v2.", 3) == 0, "sealed text starts v2.");
+	ok(s1 != NULL && secret_open(key, "1234567", "apns", s1, &plain, &n) == 0 &&
+	    n == strlen(text) && strcmp(plain, text) == 0, "seal/open round trip, NUL-terminated");
 	free(plain);
 	plain = NULL;
 	ok(s1 != NULL && s2 != NULL && strcmp(s1, s2) != 0,
 	    "two seals of the same text differ");
 	ok(s1 != NULL && b64url_decode(s1 + 3, &raw, &rawlen) == 0 &&
 	    rawlen == 12 + strlen(text) + 16, "nonce || ciphertext || tag");
-	ok(s1 != NULL && secret_open(key2, s1, &plain, &n) == -1, "the wrong key fails");
+	ok(s1 != NULL && secret_open(key2, "1234567", "apns", s1, &plain, &n) == -1,
+	    "the wrong key fails");
 
-	/* Every flipped bit, in nonce, ciphertext and tag, must be caught. */
+	/* bound to the app and the provider: a record copied to another row does not open */
+	ok(!opens_to(key, "1234568", "apns", s1, text), "another app id fails");
+	ok(!opens_to(key, "123456", "apns", s1, text), "a prefix of the app id fails");
+	ok(!opens_to(key, "12345678", "apns", s1, text), "a longer app id fails");
+	ok(!opens_to(key, "1234567", "fcm", s1, text), "another provider fails");
+	ok(!opens_to(key, "1234567", "web", s1, text), "another provider (web) fails");
+	ok(!opens_to(key, "apns", "1234567", s1, text), "app id and provider swapped fail");
+	ok(!opens_to(key, "", "apns", s1, text) && !opens_to(key, NULL, "apns", s1, text) &&
+	    !opens_to(key, "1234567", NULL, s1, text), "no app id or provider fails");
+	t = secret_seal(key, "12345", "67apns", text, strlen(text));
+	ok(t != NULL && !opens_to(key, "1234567", "apns", t, text) &&
+	    opens_to(key, "12345", "67apns", t, text),
+	    "the app id and provider are kept apart (12345|67apns is not 1234567|apns)");
+	free(t);
+	ok(secret_seal(key, NULL, "apns", text, strlen(text)) == NULL &&
+	    secret_seal(key, "1", "", text, strlen(text)) == NULL,
+	    "sealing needs an app id and a provider");
+
+	/* every flipped bit, in nonce, ciphertext and tag, must be caught */
 	for (i = 0; raw != NULL && i < rawlen * 8; i++) {
 		raw[i / 8] ^= 1 << (i % 8);
 		b = b64url_encode(raw, rawlen);
 		raw[i / 8] ^= 1 << (i % 8);
 		if ((t = malloc(strlen(b) + 4)) == NULL)
 			exit(1);
-		snprintf(t, strlen(b) + 4, "v1.%s", b);
-		if (secret_open(key, t, &plain, &n) == 0) {
+		snprintf(t, strlen(b) + 4, "v2.%s", b);
+		if (secret_open(key, "1234567", "apns", t, &plain, &n) == 0) {
+			accepted++;
+			free(plain);
+		}
+		/* and the same bytes under the old prefix (AAD "v1.") do not open either */
+		t[1] = '1';
+		if (secret_open(key, "1234567", "apns", t, &plain, &n) == 0) {
 			accepted++;
 			free(plain);
 		}
@@ -904,28 +1023,77 @@ test_secret(void)
 	    rawlen * 8, accepted);
 	free(raw);
 
-	ok(secret_open(key, "v1.", &plain, &n) == -1 &&
-	    secret_open(key, "v2.AAAA", &plain, &n) == -1 &&
-	    secret_open(key, "v1.!!!", &plain, &n) == -1 &&
-	    secret_open(key, s1 + 3, &plain, &n) == -1,
+	ok(secret_open(key, "1", "apns", "v2.", &plain, &n) == -1 &&
+	    secret_open(key, "1", "apns", "v3.AAAA", &plain, &n) == -1 &&
+	    secret_open(key, "1", "apns", "v2.!!!", &plain, &n) == -1 &&
+	    secret_open(key, "1234567", "apns", s1 + 3, &plain, &n) == -1,
 	    "truncated, unversioned or garbage input fails");
 	t = strndup(s1, strlen(s1) - 4);
-	ok(secret_open(key, t, &plain, &n) == -1, "a truncated seal fails");
+	ok(secret_open(key, "1234567", "apns", t, &plain, &n) == -1, "a truncated seal fails");
 	free(t);
+
+	/* records stored by earlier versions ("v1.", bound to nothing) still open */
+	v1 = seal_v1(key, text);
+	ok(v1 != NULL && secret_is_v1(v1) && !secret_is_v1(s1), "secret_is_v1 tells the formats apart");
+	ok(v1 != NULL && opens_to(key, "1234567", "apns", v1, text) &&
+	    opens_to(key, "7654321", "fcm", v1, text), "a v1 record opens (for any app: re-seal it)");
+	ok(v1 != NULL && !opens_to(key2, "1234567", "apns", v1, text), "a v1 record under another key fails");
+	if (v1 != NULL) {
+		v1[1] = '2';	/* v1 bytes presented as v2: the AAD differs */
+		ok(!opens_to(key, "1234567", "apns", v1, text), "a v1 record relabelled v2. fails");
+	}
+	free(v1);
 	free(s1);
 	free(s2);
 
-	s1 = secret_seal(key, "", 0);
-	ok(s1 != NULL && secret_open(key, s1, &plain, &n) == 0 && n == 0 && plain[0] == '\0',
-	    "an empty secret round trips");
+	s1 = secret_seal(key, "1", "web", "", 0);
+	ok(s1 != NULL && secret_open(key, "1", "web", s1, &plain, &n) == 0 && n == 0 &&
+	    plain[0] == '\0', "an empty secret round trips");
 	free(plain);
 	free(s1);
 	plain = NULL;
-	s1 = secret_seal(key, bin, sizeof(bin));
-	ok(s1 != NULL && secret_open(key, s1, &plain, &n) == 0 && n == sizeof(bin) &&
+	s1 = secret_seal(key, "1", "web", bin, sizeof(bin));
+	ok(s1 != NULL && secret_open(key, "1", "web", s1, &plain, &n) == 0 && n == sizeof(bin) &&
 	    memcmp(plain, bin, n) == 0, "embedded NULs round trip");
 	free(plain);
 	free(s1);
+}
+
+/* p256dh must be a point on P-256, not any 65 bytes starting 0x04. */
+static void
+test_p256dh(void)
+{
+	unsigned char pt[65], *ua;
+	char *s;
+	size_t n;
+
+	ok(webpush_p256dh_valid(RFC_UA_PUBLIC), "RFC 8291's p256dh is on the curve");
+	ua = b64(RFC_UA_PUBLIC, &n);
+	memcpy(pt, ua, sizeof(pt));
+	pt[64] ^= 0x01;			/* Y off by one: not on the curve */
+	s = b64url_encode(pt, sizeof(pt));
+	ok(s != NULL && !webpush_p256dh_valid(s), "Y changed: refused");
+	free(s);
+	memset(pt + 1, 0, 64);
+	pt[32] = 1;
+	pt[64] = 1;			/* (1, 1) */
+	s = b64url_encode(pt, sizeof(pt));
+	ok(s != NULL && !webpush_p256dh_valid(s), "(1, 1): refused");
+	free(s);
+	memset(pt + 1, 0xff, 64);	/* coordinates beyond the field */
+	s = b64url_encode(pt, sizeof(pt));
+	ok(s != NULL && !webpush_p256dh_valid(s), "coordinates over p: refused");
+	free(s);
+	memcpy(pt, ua, sizeof(pt));
+	pt[0] = 0x02;			/* a compressed-point tag on 65 bytes */
+	s = b64url_encode(pt, sizeof(pt));
+	ok(s != NULL && !webpush_p256dh_valid(s), "not 0x04: refused");
+	free(s);
+	s = b64url_encode(ua, 64);
+	ok(s != NULL && !webpush_p256dh_valid(s), "64 bytes: refused");
+	free(s);
+	ok(!webpush_p256dh_valid("!!!") && !webpush_p256dh_valid(NULL), "garbage, NULL: refused");
+	free(ua);
 }
 
 int
@@ -938,5 +1106,6 @@ main(void)
 	test_jwt_rs256();
 	test_vapid();
 	test_secret();
+	test_p256dh();
 	return done_testing();
 }
