@@ -312,6 +312,52 @@ test_info(void)
 	ok(info_parse("user", &s, &u, &c, err, sizeof(err)) != 0, "no partial match");
 }
 
+/*
+ * A handler that answers nothing, or fails while its answer says
+ * otherwise, gets a 500: never an empty or misleading 200.
+ */
+static void
+test_router_finish(void)
+{
+	struct req r;
+	struct resp p;
+
+	req_init(&r);
+	resp_init(&p);
+	ok(p.status == 0, "a new answer has no status");
+	router_finish(&r, &p, 0);
+	ok(p.status == 500 && p.json != NULL, "no answer, rc 0: 500 with a JSON error");
+	resp_free(&p);
+
+	resp_init(&p);
+	resp_json(&p, 200, json_object_new_object());
+	router_finish(&r, &p, 503);
+	ok(p.status == 500, "rc 503 with a 200 answer: 500");
+	resp_free(&p);
+
+	resp_init(&p);
+	resp_json(&p, 200, json_object_new_object());
+	router_finish(&r, &p, 0);
+	ok(p.status == 200, "rc 0 with a 200 answer: kept");
+	resp_free(&p);
+
+	resp_init(&p);
+	resp_error(&p, 404, "not_found", "x");
+	router_finish(&r, &p, 404);
+	ok(p.status == 404, "an error answered: kept");
+	resp_free(&p);
+
+	resp_init(&p);
+	ok(resp_header(&p, "Set-Meta-Uid", "eve\r\nSet-Meta-Uid: alice") != 0 &&
+	    p.headers == NULL, "a header value with CR/LF is refused");
+	ok(resp_header(&p, "Bad Name", "v") != 0 && resp_header(&p, "X:Y", "v") != 0 &&
+	    p.headers == NULL, "a header name that is not a token is refused");
+	ok(resp_header(&p, "X-Ok", "a\tb c") == 0 && p.headers != NULL &&
+	    strcmp(p.headers, "X-Ok: a\tb c\r\n") == 0, "a plain header is kept");
+	resp_free(&p);
+	req_free(&r);
+}
+
 int
 main(void)
 {
@@ -325,6 +371,7 @@ main(void)
 	test_str_to_ll();
 	test_pct_decode();
 	test_router();
+	test_router_finish();
 	test_info();
 	config_free(cfg);
 	return done_testing();
