@@ -107,7 +107,7 @@ int	h_push_template_get(struct req *, struct resp *);
 int	h_push_template_delete(struct req *, struct resp *);
 int	h_push_template_list(struct req *, struct resp *);
 const char *template_check(json_object *);
-char	*template_render(const char *text, json_object *data);
+char	*template_render(const char *text, json_object *data, size_t max, int *over);
 int	h_push_publish(struct req *, struct resp *);
 int	h_push_status(struct req *, struct resp *);
 int	h_push_cancel(struct req *, struct resp *);

@@ -12,6 +12,10 @@
 #include "db/db.h"
 
 #define MAX_TEMPLATE_ID 128
+#define TEMPLATE_MAX_LOCALES	100
+#define TEMPLATE_MAX_TEXT	4096	/* a notification is at most 3000 bytes */
+#define STR_(x)	#x
+#define STR(x)	STR_(x)
 #define MAX_PRIVATE_KEY 16384	/* bytes of PEM: a 4096-bit RSA key is about 3,300 */
 
 /* A required string member, or NULL. */
@@ -262,14 +266,20 @@ template_check(json_object *t)
 	json_object *locales;
 	const char *d;
 
-	if ((locales = json_obj(t, "locales")) == NULL || json_object_object_length(locales) == 0)
-		return "locales must be an object of at least one locale";
+	if ((locales = json_obj(t, "locales")) == NULL || json_object_object_length(locales) == 0 ||
+	    json_object_object_length(locales) > TEMPLATE_MAX_LOCALES)
+		return "locales must be an object of 1 to " STR(TEMPLATE_MAX_LOCALES) " locales";
 	json_object_object_foreach(locales, name, loc) {
 		if (*name == '\0' || strlen(name) > 35 || !json_object_is_type(loc, json_type_object))
 			return "each locale must be {title, body} under a name of 1 to 35 bytes";
 		if (body_string(body_member(loc, "title", NULL)) == NULL ||
 		    body_string(body_member(loc, "body", NULL)) == NULL)
 			return "each locale needs title and body, strings";
+		/* what is rendered from it is bounded the same way (pushpub.c) */
+		if (strlen(json_str(loc, "title")) + strlen(json_str(loc, "body")) >
+		    TEMPLATE_MAX_TEXT)
+			return "a locale's title and body are at most " STR(TEMPLATE_MAX_TEXT)
+			    " bytes together";
 	}
 	if ((d = json_str(t, "default_locale")) == NULL || json_obj(locales, d) == NULL)
 		return "default_locale must name one of the locales";

@@ -10,9 +10,9 @@
 
 #define MAX_PAYLOAD 3000	/* fits a Web Push record and an APNs payload */
 
-/* A value of data at a dotted path ("a.b.c") as text, or "" when there is none. */
-static const char *
-data_path(json_object *data, const char *path, size_t len, char *buf, size_t buflen)
+/* The value of data at a dotted path ("a.b.c"), or NULL when there is none. */
+static json_object *
+data_path(json_object *data, const char *path, size_t len)
 {
 	json_object *v = data;
 	const char *p = path, *end = path + len, *dot;
@@ -23,49 +23,77 @@ data_path(json_object *data, const char *path, size_t len, char *buf, size_t buf
 		dot = memchr(p, '.', (size_t)(end - p));
 		n = (size_t)((dot ? dot : end) - p);
 		if (n == 0 || n >= sizeof(key) || !json_object_is_type(v, json_type_object))
-			return "";
+			return NULL;
 		memcpy(key, p, n);
 		key[n] = '\0';
 		if (!json_object_object_get_ex(v, key, &v))
-			return "";
+			return NULL;
 		p += n + (dot != NULL);
 	}
-	if (v == NULL)
-		return "";
-	if (json_object_is_type(v, json_type_string))
-		return json_object_get_string(v);
-	snprintf(buf, buflen, "%s", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
-	return buf;
+	return v;
 }
 
-/* A template text with each {{data.path}} replaced from data (malloc'd). */
-char *
-template_render(const char *text, json_object *data)
-{
-	char *out = NULL, buf[256];
-	const char *p = text, *open, *close;
-	size_t len = 0;
-	FILE *f;
+/* Text rendered so far, never more than max bytes (then over is set). */
+struct render {
+	char	*buf;
+	size_t	 len, max;
+	int	 over;
+};
 
-	if ((f = open_memstream(&out, &len)) == NULL)
+static void
+render_put(struct render *o, const char *s, size_t n)
+{
+	if (o->over || n > o->max - o->len) {
+		o->over = 1;
+		return;
+	}
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+}
+
+/*
+ * A template text with each {{data.path}} replaced from data (a string
+ * as it is, any other value as its JSON text): malloc'd, or NULL when
+ * the result would be over max bytes (*over set) or memory is short.
+ * It stops at the limit, so no text and data can make it build more: a
+ * thousand placeholders of a 100 KB value cost nothing past max.
+ */
+char *
+template_render(const char *text, json_object *data, size_t max, int *over)
+{
+	struct render o = { NULL, 0, max, 0 };
+	const char *p = text, *open, *close, *name, *s;
+	json_object *v;
+	size_t n;
+
+	*over = 0;
+	if ((o.buf = malloc(max + 1)) == NULL)
 		return NULL;
-	while ((open = strstr(p, "{{")) != NULL && (close = strstr(open, "}}")) != NULL) {
-		const char *name = open + 2;
-		fwrite(p, 1, (size_t)(open - p), f);
-		while (*name == ' ')
-			name++;
-		size_t n = (size_t)(close - name);
-		while (n > 0 && name[n - 1] == ' ')
-			n--;
-		if (n > 5 && strncmp(name, "data.", 5) == 0)
-			fputs(data_path(data, name + 5, n - 5, buf, sizeof(buf)), f);
-		else
-			fwrite(open, 1, (size_t)(close + 2 - open), f);
+	while (!o.over && (open = strstr(p, "{{")) != NULL && (close = strstr(open, "}}")) != NULL) {
+		render_put(&o, p, (size_t)(open - p));
+		for (name = open + 2; *name == ' '; name++)
+			;
+		for (n = (size_t)(close - name); n > 0 && name[n - 1] == ' '; n--)
+			;
+		if (n > 5 && strncmp(name, "data.", 5) == 0) {
+			if ((v = data_path(data, name + 5, n - 5)) != NULL) {
+				s = json_object_is_type(v, json_type_string) ?
+				    json_object_get_string(v) :
+				    json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+				render_put(&o, s, strlen(s));
+			}
+		} else
+			render_put(&o, open, (size_t)(close + 2 - open));
 		p = close + 2;
 	}
-	fputs(p, f);
-	fclose(f);
-	return out;
+	render_put(&o, p, strlen(p));
+	if (o.over) {
+		free(o.buf);
+		*over = 1;
+		return NULL;
+	}
+	o.buf[o.len] = '\0';
+	return o.buf;
 }
 
 /*
@@ -130,7 +158,7 @@ payload_render(struct req *r, json_object *v, char *msg, size_t msglen, int *sta
 	json_object *out, *data = NULL, *t = NULL, *loc;
 	const char *tid, *locale, *title, *body;
 	char *text = NULL, *rt, *rb;
-	int rc;
+	int rc, over = 0;
 
 	*status = 400;
 	if (v == NULL || !json_object_is_type(v, json_type_object))
@@ -149,26 +177,35 @@ payload_render(struct req *r, json_object *v, char *msg, size_t msglen, int *sta
 			return *status = 400, snprintf(msg, msglen, "unknown template %s", tid), NULL;
 		if (rc != 0)
 			return *status = 503, snprintf(msg, msglen, "%s", PUSH_STORE), NULL;
-		t = json_tokener_parse(text);
+		t = json_parse_object(text);
 		free(text);
 		if (t == NULL)
 			return *status = 500, snprintf(msg, msglen, "template unreadable"), NULL;
-		locale = body_string(body_member(v, "locale", NULL));
-		if (locale == NULL)
-			locale = json_object_get_string(json_object_object_get(t, "default_locale"));
-		if (!json_object_object_get_ex(json_object_object_get(t, "locales"), locale, &loc)) {
-			snprintf(msg, msglen, "template %s has no locale %s", tid, locale);
+		if ((locale = body_string(body_member(v, "locale", NULL))) == NULL)
+			locale = json_str(t, "default_locale");
+		if (locale == NULL || (loc = json_obj(json_obj(t, "locales"), locale)) == NULL) {
+			snprintf(msg, msglen, "template %s has no locale %.40s", tid,
+			    locale ? locale : "(none)");
 			json_object_put(t);
 			return NULL;
 		}
-		title = json_object_get_string(json_object_object_get(loc, "title"));
-		body = json_object_get_string(json_object_object_get(loc, "body"));
+		title = json_str(loc, "title");
+		body = json_str(loc, "body");
 	} else if (title == NULL && body == NULL && data == NULL) {
 		return snprintf(msg, msglen, "payload needs title, body, data or template_id"), NULL;
 	}
 	out = json_object_new_object();
-	rt = title ? template_render(title, data) : NULL;
-	rb = body ? template_render(body, data) : NULL;
+	/* the notification as a whole must fit MAX_PAYLOAD: so must each part */
+	rt = title ? template_render(title, data, MAX_PAYLOAD, &over) : NULL;
+	rb = body && !over ? template_render(body, data, MAX_PAYLOAD, &over) : NULL;
+	if (over || (title != NULL && rt == NULL) || (body != NULL && rb == NULL)) {
+		free(rt);
+		free(rb);
+		json_object_put(t);
+		json_object_put(out);
+		return *status = over ? 413 : 500, snprintf(msg, msglen, over ?
+		    "the notification is over %d bytes" : "out of memory", MAX_PAYLOAD), NULL;
+	}
 	if (rt != NULL)
 		json_object_object_add(out, "title", json_object_new_string(rt));
 	if (rb != NULL)

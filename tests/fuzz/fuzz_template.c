@@ -14,14 +14,35 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/*
- * The one call of template_render(): its signature is about to change
- * (a bound on the output), and only this wrapper should have to follow.
- */
+#define BIG	(1 << 20)	/* more than a fuzz input can render to */
+#define SMALL	64
+
+/* template_render() with room for anything the input can make. */
 static char *
 render(const char *text, json_object *data)
 {
-	return template_render(text, data);
+	int over = 0;
+	char *out = template_render(text, data, BIG, &over);
+
+	FZ_ASSERT(!over);
+	return out;
+}
+
+/*
+ * With little room it stops: the same text when it fits, else NULL
+ * with over set, never a longer one.
+ */
+static void
+check_bound(const char *text, json_object *data, const char *full)
+{
+	int over = 0;
+	char *out = template_render(text, data, SMALL, &over);
+
+	if (strlen(full) <= SMALL)
+		FZ_ASSERT(out != NULL && !over && strcmp(out, full) == 0);
+	else
+		FZ_ASSERT(out == NULL && over);
+	free(out);
 }
 
 /*
@@ -29,7 +50,8 @@ render(const char *text, json_object *data)
  * publish's data (used when it is an object, as payload_render() takes
  * it), the rest the template text.  A text without "{{" renders as it
  * is; with no data every placeholder of data renders empty, so the
- * output is never longer than the text; and a render is deterministic.
+ * output is never longer than the text; a render is deterministic, and
+ * bounded (check_bound).
  */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
@@ -50,6 +72,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		FZ_ASSERT(strcmp(out, text) == 0);
 	out2 = render(text, d);
 	FZ_ASSERT(out2 != NULL && strcmp(out, out2) == 0);
+	check_bound(text, d, out);
 
 	bare = render(text, NULL);
 	FZ_ASSERT(bare != NULL && strlen(bare) <= strlen(text));
