@@ -267,7 +267,7 @@ row_list(const struct db_row *row, void *arg)
 	struct annotation_page *pg = arg;
 	json_object *o;
 
-	if (db_page_full(pg->items, pg->limit, &pg->has_more))
+	if (db_page_full(pg->items, pg->limit, row, &pg->bytes, &pg->has_more))
 		return 1;
 	o = json_object_new_object();
 	json_object_object_add(o, "annotation_serial", json_object_new_string(row->col[0]));

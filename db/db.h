@@ -78,7 +78,12 @@ int	db_query_i64(struct db *, const char *sql, const struct db_val *, size_t,
 	    long long *out);
 int	db_last_errno(const struct db *);
 int	db_retryable(const struct db *, int rc);
-int	db_page_full(json_object *items, size_t limit, int *has_more);
+/* Column bytes in one page of a listing; the rest is on the next page. */
+#define DB_PAGE_MAX_BYTES	(4u << 20)
+int	db_page_full(json_object *items, size_t limit, const struct db_row *, size_t *bytes,
+	    int *has_more);
+int	db_page_fit(struct db *, const char *sizes_sql, const struct db_val *, size_t,
+	    size_t *limit);
 int	db_run_script(struct db *, const char *sql);
 
 /* ---- apps.c ------------------------------------------------------ */
@@ -130,6 +135,7 @@ struct history_page {
 	int64_t		 start_ms, end_ms;	/* inclusive; 0 and INT64_MAX: none */
 	size_t		 limit;
 	json_object	*items;		/* caller's array, filled */
+	size_t		 bytes;		/* of column data in it */
 	int		 has_more;
 	long long	 last_serial;	/* of the last item */
 };
@@ -174,6 +180,7 @@ struct version_page {
 	long long	 after;		/* version to continue after; 0: the start */
 	size_t		 limit;
 	json_object	*items;		/* caller's array, filled */
+	size_t		 bytes;		/* of column data in it */
 	int		 has_more;
 	long long	 last_seq;	/* of the last item */
 };
@@ -220,6 +227,7 @@ struct annotation_page {
 	long long	 after;		/* annotation number to continue after */
 	size_t		 limit;
 	json_object	*items;		/* caller's array, filled */
+	size_t		 bytes;		/* of column data in it */
 	int		 has_more;
 	long long	 last_seq;
 };
@@ -257,6 +265,7 @@ struct push_page {
 	long long	 after;
 	size_t		 limit;
 	json_object	*items;		/* caller's array, filled */
+	size_t		 bytes;		/* of column data in it */
 	int		 has_more;
 	long long	 last;
 };

@@ -13,7 +13,7 @@ row_item(const struct db_row *row, void *arg)
 {
 	struct history_page *pg = arg;
 
-	if (db_page_full(pg->items, pg->limit, &pg->has_more))
+	if (db_page_full(pg->items, pg->limit, row, &pg->bytes, &pg->has_more))
 		return 1;
 	json_object_array_add(pg->items, msg_row_json(pg->channel, row));
 	pg->last_serial = strtoll(row->col[1], NULL, 10);
@@ -73,7 +73,16 @@ db_history_page(struct db *d, const char *app_id, struct history_page *pg)
 	static const char oldest[] = "SELECT " MSG_ROW_COLS " FROM messages"
 	    " WHERE app_id = ? AND channel = ? AND serial BETWEEN ? AND ?"
 	    " AND published_at_ms BETWEEN ? AND ? ORDER BY serial ASC LIMIT ?";
+#define SIZE "SELECT LENGTH(data) + LENGTH(name) + COALESCE(LENGTH(version_description), 0)"
+	static const char newest_sizes[] = SIZE " FROM messages"
+	    " WHERE app_id = ? AND channel = ? AND serial BETWEEN ? AND ?"
+	    " AND published_at_ms BETWEEN ? AND ? ORDER BY serial DESC LIMIT ?";
+	static const char oldest_sizes[] = SIZE " FROM messages"
+	    " WHERE app_id = ? AND channel = ? AND serial BETWEEN ? AND ?"
+	    " AND published_at_ms BETWEEN ? AND ? ORDER BY serial ASC LIMIT ?";
+#undef SIZE
 	long long lo = 1, hi = INT64_MAX;
+	size_t fit = pg->limit;
 	int rc;
 
 	pg->has_more = 0;
@@ -90,7 +99,16 @@ db_history_page(struct db *d, const char *app_id, struct history_page *pg)
 	if (lo > hi)
 		return 0;
 	struct db_val v[] = { DB_STR(app_id), DB_STR(pg->channel), DB_I64(lo), DB_I64(hi),
-	    DB_I64(pg->start_ms), DB_I64(pg->end_ms), DB_I64((long long)pg->limit + 1) };
+	    DB_I64(pg->start_ms), DB_I64(pg->end_ms), DB_I64((long long)pg->limit) };
+	/*
+	 * Messages grow to a MiB by appends: a page holds what fits
+	 * DB_PAGE_MAX_BYTES, learnt first from the sizes alone, so that the
+	 * rows fetched never add up to more (1,000 of them would be a GB).
+	 */
+	if ((rc = db_page_fit(d, pg->newest_first ? newest_sizes : oldest_sizes, v, 7,
+	    &fit)) != 0)
+		return rc;
+	v[6] = DB_I64((long long)fit + 1);
 	return db_query(d, pg->newest_first ? newest : oldest, v, 7, row_item, pg);
 }
 

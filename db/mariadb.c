@@ -136,17 +136,60 @@ db_retryable(const struct db *d, int rc)
 }
 
 /*
- * For a listing's row callback: whether items already holds a page of
- * limit.  Listings ask for limit + 1 rows; the extra one only says there
- * is more (*has_more), and stops the fetch.
+ * For a listing's row callback: whether the page in items is full before
+ * row, by count (limit) or by size (DB_PAGE_MAX_BYTES of column data,
+ * counted in *bytes; the first row always fits).  Listings ask for
+ * limit + 1 rows; a row that does not fit only says there is more
+ * (*has_more), and stops the fetch.
  */
 int
-db_page_full(json_object *items, size_t limit, int *has_more)
+db_page_full(json_object *items, size_t limit, const struct db_row *row, size_t *bytes,
+    int *has_more)
 {
-	if ((size_t)json_object_array_length(items) < limit)
+	size_t n = (size_t)json_object_array_length(items), add = 0;
+	unsigned i;
+
+	for (i = 0; i < row->ncol; i++)
+		add += row->col[i] != NULL ? row->len[i] : 0;
+	if (n < limit && (n == 0 || add <= DB_PAGE_MAX_BYTES - *bytes)) {
+		*bytes += add;
 		return 0;
+	}
 	*has_more = 1;
 	return 1;
+}
+
+static int
+row_size(const struct db_row *row, void *arg)
+{
+	size_t *fit = arg;
+
+	if (fit[1] > 0 && (size_t)strtoull(row->col[0], NULL, 10) > DB_PAGE_MAX_BYTES - fit[1])
+		return 1;
+	fit[1] += (size_t)strtoull(row->col[0], NULL, 10);
+	fit[0]++;
+	return 0;
+}
+
+/*
+ * Before a page of rows that may each be large (a message grown to a
+ * MiB by appends): sizes_sql gives each candidate row's size, in the
+ * page's order, up to *limit rows; *limit becomes how many fit
+ * DB_PAGE_MAX_BYTES (at least one), so the page's query never makes the
+ * client library hold more than that.
+ */
+int
+db_page_fit(struct db *d, const char *sizes_sql, const struct db_val *v, size_t n,
+    size_t *limit)
+{
+	size_t fit[2] = { 0, 0 };	/* rows, bytes */
+	int rc;
+
+	if ((rc = db_query(d, sizes_sql, v, n, row_size, fit)) != 0)
+		return rc;
+	if (fit[0] > 0 && fit[0] < *limit)
+		*limit = fit[0];
+	return 0;
 }
 
 /* Map a failure to the directory's codes, dropping a broken connection. */

@@ -211,7 +211,7 @@ row_version(const struct db_row *row, void *arg)
 {
 	struct version_page *pg = arg;
 
-	if (db_page_full(pg->items, pg->limit, &pg->has_more))
+	if (db_page_full(pg->items, pg->limit, row, &pg->bytes, &pg->has_more))
 		return 1;
 	json_object_array_add(pg->items, msg_version_json(pg->channel, pg->serial, row, 0));
 	pg->last_seq = strtoll(row->col[3], NULL, 10);
@@ -237,9 +237,16 @@ db_message_versions(struct db *d, const char *app_id, struct version_page *pg)
 	    " description FROM message_versions WHERE app_id = ? AND message_serial = ?"
 	    " AND seq > ? ORDER BY seq ASC LIMIT ?";
 	struct db_val ov[] = { DB_STR(app_id), DB_STR(pg->serial), DB_STR(pg->channel) };
+	static const char newest_sizes[] = "SELECT LENGTH(data) + LENGTH(name)"
+	    " + COALESCE(LENGTH(description), 0) FROM message_versions WHERE app_id = ?"
+	    " AND message_serial = ? AND seq < ? ORDER BY seq DESC LIMIT ?";
+	static const char oldest_sizes[] = "SELECT LENGTH(data) + LENGTH(name)"
+	    " + COALESCE(LENGTH(description), 0) FROM message_versions WHERE app_id = ?"
+	    " AND message_serial = ? AND seq > ? ORDER BY seq ASC LIMIT ?";
+	size_t fit = pg->limit;
 	struct db_val v[] = { DB_STR(app_id), DB_STR(pg->serial),
 	    DB_I64(pg->after > 0 ? pg->after : pg->newest_first ? INT64_MAX : 0),
-	    DB_I64((long long)pg->limit + 1) };
+	    DB_I64((long long)pg->limit) };
 	struct msg_head h;
 	int rc;
 
@@ -249,8 +256,14 @@ db_message_versions(struct db *d, const char *app_id, struct version_page *pg)
 		return rc;
 	if ((rc = db_message_head(d, app_id, pg->channel, pg->serial, 0, &h)) != 0)
 		goto out;
-	if (h.version_seq > 1)
+	if (h.version_seq > 1) {
+		/* versions of a large message are large: a page holds what fits */
+		if ((rc = db_page_fit(d, pg->newest_first ? newest_sizes : oldest_sizes, v, 4,
+		    &fit)) != 0)
+			goto out;
+		v[3] = DB_I64((long long)fit + 1);
 		rc = db_query(d, pg->newest_first ? newest : oldest, v, 4, row_version, pg);
+	}
 	else if (pg->after == 0)
 		rc = db_query(d, only, ov, 3, row_version, pg);
 out:

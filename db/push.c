@@ -81,7 +81,7 @@ row_device(const struct db_row *row, void *arg)
 {
 	struct push_page *pg = arg;
 
-	if (db_page_full(pg->items, pg->limit, &pg->has_more))
+	if (db_page_full(pg->items, pg->limit, row, &pg->bytes, &pg->has_more))
 		return 1;
 	json_object_array_add(pg->items, db_row_json(row, device_cols, 10));
 	pg->last = strtoll(row->col[9], NULL, 10);
@@ -194,7 +194,7 @@ row_sub(const struct db_row *row, void *arg)
 	struct push_page *pg = arg;
 	json_object *o;
 
-	if (db_page_full(pg->items, pg->limit, &pg->has_more))
+	if (db_page_full(pg->items, pg->limit, row, &pg->bytes, &pg->has_more))
 		return 1;
 	o = db_row_json(row, sub_cols, 5);
 	/* '' marks the column a subscription does not use */
@@ -310,7 +310,7 @@ row_channel(const struct db_row *row, void *arg)
 {
 	struct push_page *pg = arg;
 
-	if (db_page_full(pg->items, pg->limit, &pg->has_more))
+	if (db_page_full(pg->items, pg->limit, row, &pg->bytes, &pg->has_more))
 		return 1;
 	json_object_array_add(pg->items, json_object_new_string(row->col[0]));
 	return 0;
@@ -477,7 +477,7 @@ row_template(const struct db_row *row, void *arg)
 	struct push_page *pg = arg;
 	json_object *o;
 
-	if (db_page_full(pg->items, pg->limit, &pg->has_more))
+	if (db_page_full(pg->items, pg->limit, row, &pg->bytes, &pg->has_more))
 		return 1;
 	if ((o = json_parse_object(row->col[1])) == NULL)
 		o = json_object_new_object();
