@@ -93,7 +93,10 @@ app_create(struct db *d, int argc, char **argv)
 			dst = a.secret, len = sizeof(a.secret);
 		else if (strcmp(argv[i], "--name") == 0)
 			dst = a.name, len = sizeof(a.name);
-		if (dst == NULL || strlen(argv[i + 1]) >= len || *argv[i + 1] == '\0') {
+		/* ids, keys and secrets go into URLs and signatures: no spaces or controls */
+		if (dst == NULL || strlen(argv[i + 1]) >= len || *argv[i + 1] == '\0' ||
+		    !valid_text(argv[i + 1], strlen(argv[i + 1])) ||
+		    (dst != a.name && strpbrk(argv[i + 1], " /?#%&+") != NULL)) {
 			fprintf(stderr, "sockudo-fcgi: app create: bad option %s\n", argv[i]);
 			return 1;
 		}
@@ -144,8 +147,13 @@ app_set(struct db *d, struct app *a, const char *field, const char *value)
 		return db_app_set(d, a->id, "flags", buf) == 0 ? 0 : 1;
 	}
 	if (strcmp(field, "webhook_url") == 0 && *value != '\0' &&
-	    strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
-		return fprintf(stderr, "sockudo-fcgi: webhook_url: an http(s) URL, or \"\"\n"), 1;
+	    ((strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) ||
+	    strlen(value) > 500 || strpbrk(value, " \t\r\n") != NULL))
+		return fprintf(stderr, "sockudo-fcgi: webhook_url: an http(s) URL of at most 500"
+		    " bytes, or \"\"\n"), 1;
+	if (strcmp(field, "name") == 0 && (strlen(value) > 128 || !valid_text(value,
+	    strlen(value))))
+		return fprintf(stderr, "sockudo-fcgi: name: at most 128 bytes of text\n"), 1;
 	if (strcmp(field, "name") != 0 && strcmp(field, "webhook_url") != 0 &&
 	    str_to_ll(value, 0, 1000000000, &v) != 0)
 		return fprintf(stderr, "sockudo-fcgi: %s takes a number\n", field), 1;

@@ -11,6 +11,7 @@
 
 #define MAX_DEVICE_ID 128
 #define MAX_TOKEN 4096
+#define MAX_METADATA 4096	/* bytes of a device's metadata JSON (Sockudo's limit) */
 
 int
 push_check(struct req *r, struct resp *p)
@@ -185,8 +186,13 @@ device_put(struct req *r, struct resp *p, const char *path_id)
 			free(token);
 			return resp_error(p, 400, "invalid_input", "metadata must be an object");
 		}
-		dev.metadata = meta = strdup(json_object_to_json_string_ext(v,
-		    JSON_C_TO_STRING_PLAIN));
+		dev.metadata = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+		if (strlen(dev.metadata) > MAX_METADATA) {
+			free(token);
+			return resp_error(p, 413, "payload_too_large", "metadata is over %d bytes"
+			    " of JSON", MAX_METADATA);
+		}
+		dev.metadata = meta = strdup(dev.metadata);
 	}
 	rc = db_push_device_put(r->w->db, r->app.id, &dev, now_ms(), &created);
 	if (rc == 0)
