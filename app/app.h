@@ -255,6 +255,7 @@ enum route_flags {
 	R_BODY		= 1 << 1,	/* a JSON body is expected */
 	R_PUBLISH	= 1 << 2,	/* counts against the publish rate */
 	R_READ		= 1 << 3,	/* counts against the read rate */
+	R_OPS		= 1 << 4,	/* operator endpoint: never through Pushpin */
 };
 
 typedef int (*handler_fn)(struct req *, struct resp *);

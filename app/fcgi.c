@@ -125,9 +125,9 @@ read_request(FCGX_Request *fr, struct req *r, struct resp *p)
 	r->content_type = param(fr, "CONTENT_TYPE");
 	r->idem_header = param(fr, "HTTP_X_IDEMPOTENCY_KEY");
 	r->remote_addr = param(fr, "REMOTE_ADDR");
+	r->grip_sig = param(fr, "HTTP_GRIP_SIG");	/* came through Pushpin */
 	if (r->uri != NULL && strncmp(r->uri, "/app/", 5) == 0) {
 		/* a WebSocket-over-HTTP request from Pushpin (handlers/socket.c) */
-		r->grip_sig = param(fr, "HTTP_GRIP_SIG");
 		r->meta_user = param(fr, "HTTP_META_USER");
 		r->meta_uid = param(fr, "HTTP_META_UID");
 		r->meta_renew = param(fr, "HTTP_META_RENEW");

@@ -12,11 +12,11 @@
 
 /* The only place routes exist.  Patterns match the raw path; :x captures a segment. */
 static const struct route routes[] = {
-	{ "GET",  "/live",		h_ops_live,	0, "live" },
-	{ "GET",  "/up",		h_ops_up,	0, "up" },
-	{ "GET",  "/up/:app",		h_ops_up_app,	0, "up_app" },
-	{ "GET",  "/stats",		h_ops_stats,	0, "stats" },
-	{ "GET",  "/metrics",		h_ops_metrics,	0, "metrics" },
+	{ "GET",  "/live",		h_ops_live,	R_OPS, "live" },
+	{ "GET",  "/up",		h_ops_up,	R_OPS, "up" },
+	{ "GET",  "/up/:app",		h_ops_up_app,	R_OPS, "up_app" },
+	{ "GET",  "/stats",		h_ops_stats,	R_OPS, "stats" },
+	{ "GET",  "/metrics",		h_ops_metrics,	R_OPS, "metrics" },
 	/* WebSocket-over-HTTP from Pushpin, signed with Grip-Sig */
 	{ "POST", "/app/:key",		h_socket_events, 0, "socket" },
 	{ "POST", "/apps/:app/events",	h_events_publish, R_SIGNED | R_BODY | R_PUBLISH, "events" },
@@ -296,6 +296,15 @@ router_handle(struct req *r, struct resp *p)
 	if ((r->route = route_find(r, p)) < 0)
 		return;
 	rt = &routes[r->route];
+	/*
+	 * Pushpin signs what it proxies (Grip-Sig) and reaches the web server
+	 * from 127.0.0.1, where the operator endpoints are open: whatever its
+	 * routes, they are not served through it.
+	 */
+	if ((rt->flags & R_OPS) && r->grip_sig != NULL) {
+		resp_error(p, 404, "not_found", "no such route");
+		return;
+	}
 	if (req_parse_query(r, err, sizeof(err)) != 0) {
 		resp_error(p, 400, "invalid_input", "%s", err);
 		return;
