@@ -88,6 +88,7 @@ int	h_annotation_delete(struct req *, struct resp *);
 /* push.c, pushcred.c, pushpub.c (SPEC 8) */
 #define PUSH_STORE "the push store"
 int	push_check(struct req *, struct resp *);
+char	*push_web_subscription(json_object *, const char *allow, const char **why);
 int	push_store_error(struct resp *, int rc);
 int	h_push_device_add(struct req *, struct resp *);
 int	h_push_device_put(struct req *, struct resp *);

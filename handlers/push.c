@@ -63,8 +63,8 @@ b64url_bytes(json_object *o, const char *key, size_t n)
  * pass push_endpoint_check() (https, no userinfo, not a private address
  * unless the operator's webpush_allow names it).
  */
-static char *
-web_subscription(json_object *v, const char *allow, const char **why)
+char *
+push_web_subscription(json_object *v, const char *allow, const char **why)
 {
 	json_object *o = v, *keys, *out, *k;
 	const char *endpoint, *text;
@@ -176,7 +176,7 @@ device_put(struct req *r, struct resp *p, const char *path_id)
 	if (v == NULL)
 		return resp_error(p, 400, "invalid_input", "provider_token is required");
 	if (strcmp(dev.platform, "web") == 0) {
-		if ((dev.token = token = web_subscription(v, r->cfg->webpush_allow, &why)) == NULL)
+		if ((dev.token = token = push_web_subscription(v, r->cfg->webpush_allow, &why)) == NULL)
 			return resp_error(p, 400, "invalid_input", "provider_token: %s", why);
 	} else if (!valid_id(dev.token = body_string(v), MAX_TOKEN))
 		return resp_error(p, 400, "invalid_input",
