@@ -97,7 +97,7 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 0;
 	}
-	if (argc == 0)
+	if (argc == 0)		/* the pool takes cfg */
 		return pool_run(path, cfg, over, sizeof(over) / sizeof(over[0]));
 	if (strcmp(argv[0], "migrate") == 0 && argc == 1)
 		ch = cli_migrate(cfg);

@@ -261,7 +261,7 @@ write_pidfile(const char *path)
  * Run the pool in the foreground.  SIGTERM/SIGINT: stop accepting, let
  * workers drain, exit 0.  SIGHUP: re-read the config file and replace
  * the workers with a new generation (old ones drain).  A worker that
- * dies is replaced.
+ * dies is replaced.  Takes cfg (a reload replaces it) and frees it.
  */
 int
 pool_run(const char *confpath, struct config *cfg, const struct config_override *over,
@@ -274,13 +274,16 @@ pool_run(const char *confpath, struct config *cfg, const struct config_override 
 	char err[256];
 	int listenfd, n, i, gen = 0, total;
 
-	if ((listenfd = listen_fd(cfg)) < 0)
+	if ((listenfd = listen_fd(cfg)) < 0) {
+		config_free(cfg);
 		return 1;
+	}
 	memset(&bound, 0, sizeof(bound));
 	if (socket_path(cfg->listen) != NULL)
 		(void)stat(socket_path(cfg->listen), &bound);
 	if (metrics_init(router_count()) != 0) {
 		log_error("cannot map the metrics area");
+		config_free(cfg);
 		return 1;
 	}
 	write_pidfile(cfg->pidfile);
@@ -380,5 +383,6 @@ pool_run(const char *confpath, struct config *cfg, const struct config_override 
 		;
 	unlink_own_pidfile(cfg->pidfile);
 	log_info("stopped");
+	config_free(cfg);
 	return 0;
 }

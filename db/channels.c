@@ -72,7 +72,7 @@ db_conn_remove(struct db *d, const char *app_id, const char *socket_id)
 	return db_commit(d);
 }
 
-/* Counts of one channel: subscriptions, one user's sockets, members. */
+/* Counts of one channel: subscriptions, one user's sockets, members (a third column, if any). */
 struct counts {
 	long long	subs, users, members;
 };
@@ -84,7 +84,7 @@ row_counts(const struct db_row *row, void *arg)
 
 	c->subs = strtoll(row->col[0], NULL, 10);
 	c->users = row->col[1] ? strtoll(row->col[1], NULL, 10) : 0;	/* SUM of nothing */
-	c->members = row->col[2] ? strtoll(row->col[2], NULL, 10) : 0;
+	c->members = row->ncol > 2 && row->col[2] ? strtoll(row->col[2], NULL, 10) : 0;
 	return 1;
 }
 
