@@ -40,6 +40,7 @@ struct sock {
 	struct ws_out	 out;
 	char		 socket_id[64];
 	const char	*uid;		/* signed-in user, or NULL */
+	char		 signed_in[MAX_USER_ID + 1];	/* signed in by this request */
 	int		 closed;	/* the answer closes the socket */
 	struct resp	*p;		/* for Set-Meta-* headers */
 	struct sub_limits lim;
@@ -47,6 +48,9 @@ struct sock {
 	long long	 ce_sec;
 	long long	 ce_count;
 	int		 ce_changed;
+	/* meta written once, at the end: a batch of events must not repeat it */
+	int		 renewed;	/* Set-Meta-Renew: the lease was renewed */
+	int		 seen;		/* Set-Meta-Seen: the client spoke */
 	int		 app_rc;	/* of the app lookup: 0, 1 unknown, -1 store down */
 };
 
@@ -137,20 +141,14 @@ new_socket_id(char out[64])
 static void
 set_renewed(struct sock *s)
 {
-	char now[24];
-
-	snprintf(now, sizeof(now), "%lld", (long long)(now_ms() / 1000));
-	resp_header(s->p, "Set-Meta-Renew", now);
+	s->renewed = 1;
 }
 
 /* The client spoke (any message, a pusher:pong included). */
 static void
 set_seen(struct sock *s)
 {
-	char now[24];
-
-	snprintf(now, sizeof(now), "%lld", (long long)(now_ms() / 1000));
-	resp_header(s->p, "Set-Meta-Seen", now);
+	s->seen = 1;
 }
 
 /*
@@ -259,6 +257,8 @@ renew(struct sock *s)
 	long long last = 0;
 	int rc;
 
+	if (s->renewed)
+		return 0;	/* once per request, however many events it holds */
 	if (r->meta_renew != NULL)
 		(void)str_to_ll(r->meta_renew, 0, INT64_MAX, &last);
 	if (now_ms() / 1000 - last < r->cfg->ws_keepalive_s / 2)
@@ -512,10 +512,9 @@ on_signin(struct sock *s, json_object *data)
 		json_object_put(u);
 		return store_down(s, rc);
 	}
-	if (resp_header(s->p, "Set-Meta-Uid", id) != 0) {
-		json_object_put(u);
-		return say_error(s, E_UNAUTHORIZED, "Invalid signin", 1);
-	}
+	/* the user from here on, and Set-Meta-Uid once the batch is done */
+	snprintf(s->signed_in, sizeof(s->signed_in), "%s", id);
+	s->uid = s->signed_in;
 	d = json_object_new_object();
 	json_object_object_add(d, "user_data", json_object_new_string(ud));
 	say_event(s, "pusher:signin_success", NULL, d);
@@ -663,12 +662,23 @@ read_meta(struct sock *s)
 	}
 }
 
-/* Write back what changed of the socket's meta. */
+/*
+ * Write back what changed of the socket's meta, each header once: a
+ * header per event of a 256-event batch overflowed nginx's FastCGI
+ * header buffer (502, and Pushpin dropped the socket).
+ */
 static void
 write_meta(struct sock *s)
 {
 	char v[48];
 
+	snprintf(v, sizeof(v), "%lld", (long long)(now_ms() / 1000));
+	if (s->renewed)
+		resp_header(s->p, "Set-Meta-Renew", v);
+	if (s->seen)
+		resp_header(s->p, "Set-Meta-Seen", v);
+	if (s->signed_in[0] != '\0')
+		resp_header(s->p, "Set-Meta-Uid", s->signed_in);
 	if (!s->ce_changed)
 		return;
 	snprintf(v, sizeof(v), "%lld %lld", s->ce_sec, s->ce_count);

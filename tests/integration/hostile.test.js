@@ -93,7 +93,8 @@ describe('bad text is refused before MariaDB (400, nothing stored)', () => {
       Buffer.from(bad), Buffer.from(`\r\n\r\n${body}`)]);
       const answer = await new Promise((resolve, reject) => {
         const u = L.baseUrl();
-        const s = net.connect(Number(u.port), u.hostname, () => s.end(head));
+        // not end(): nginx takes a half-close for a client gone and answers nothing
+        const s = net.connect(Number(u.port), u.hostname, () => s.write(head));
         const chunks = [];
         s.on('data', (c) => chunks.push(c));
         s.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
@@ -192,6 +193,44 @@ describe('nothing from outside becomes a header', () => {
       body: 'OPEN\r\n' });
     L.assertError(r2, 401, 'auth_failed');
     assert.equal((await L.rawRequest({ path: '/live' })).status, 200);
+  });
+
+  // One header per event overflowed nginx's 4 KB FastCGI header buffer:
+  // 502, and Pushpin dropped the socket.
+  it('a batch of 256 events (pings, signins) answers each Set-Meta header once', async () => {
+    const key = L.confValue('pushpin_sig_key');
+    const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const grip = () => {
+      const u = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ iss: 'pushpin', exp: Math.floor(Date.now() / 1000) + 60 })}`;
+      return `${u}.${crypto.createHmac('sha256', key).update(u).digest('base64url')}`;
+    };
+    const text = (o) => { const t = JSON.stringify(o); return `TEXT ${Buffer.byteLength(t).toString(16)}\r\n${t}\r\n`; };
+    const path = `/app/${app.key}?protocol=7`;
+    const open = await L.rawRequest({ method: 'POST', path,
+      headers: { 'Content-Type': 'application/websocket-events', 'Grip-Sig': grip() }, body: 'OPEN\r\n' });
+    assert.equal(open.status, 200, open.body);
+    const socketId = open.headers['set-meta-user'];
+    assert.match(socketId, /^\d+\.\d+$/);
+    const srv = R.server(app);
+    let body = '';
+    for (let i = 0; i < 200; i++) body += text({ event: 'pusher:ping', data: {} });
+    for (let i = 0; i < 56; i++) {
+      const user = { id: `u${i}-${'x'.repeat(150)}` };
+      const { auth, user_data: userData } = srv.authenticateUser(socketId, user);
+      body += text({ event: 'pusher:signin', data: { auth, user_data: userData } });
+    }
+    const r = await L.rawRequest({ method: 'POST', path, body,
+      headers: { 'Content-Type': 'application/websocket-events', 'Grip-Sig': grip(),
+        'Meta-User': socketId, 'Meta-Renew': '0' } });
+    assert.equal(r.status, 200, r.body);
+    for (const h of ['set-meta-seen', 'set-meta-renew', 'set-meta-uid']) {
+      // Node joins a repeated header with ", "
+      assert.equal(typeof r.headers[h], 'string', h);
+      assert.doesNotMatch(r.headers[h], /,/, `${h} once`);
+    }
+    assert.equal(r.headers['set-meta-uid'], `u55-${'x'.repeat(150)}`, 'the last signin wins');
+    assert.equal((r.body.match(/pusher:pong/g) || []).length, 200);
+    assert.equal((r.body.match(/pusher:signin_success/g) || []).length, 56);
   });
 });
 
